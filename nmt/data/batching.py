@@ -1,0 +1,162 @@
+"""Token-budget bucketing and the :class:`Batch` every model consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from nmt.data.tokenizer import PAD_ID
+
+
+class PairDataset(Dataset):
+    """Encoded pairs; item ``i`` is ``(i, src_ids, tgt_ids)`` so a batch knows its rows."""
+
+    def __init__(self, src: list[list[int]], tgt: list[list[int]]):
+        if len(src) != len(tgt):
+            raise ValueError(f"{len(src)} sources but {len(tgt)} targets")
+        self.src, self.tgt = src, tgt
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
+        return i, self.src[i], self.tgt[i]
+
+    def lengths(self) -> list[int]:
+        """Padded cost of each pair: the longer side (decoder sees ``len(tgt) - 1`` tokens)."""
+        return [max(len(s), len(t) - 1) for s, t in zip(self.src, self.tgt)]
+
+
+def pad(seqs: list[list[int]]) -> torch.Tensor:
+    """Right-pad id lists with PAD into a (N, L) long tensor."""
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+@dataclass
+class Batch:
+    """A padded batch. Masks are True at real tokens.
+
+    ``tgt`` ids are ``BOS y1 .. yn EOS``; the batch owns the shift:
+    ``tgt_in = BOS y1 .. yn`` (decoder input) and ``tgt_out = y1 .. yn EOS`` (labels).
+    """
+
+    src: torch.Tensor  # (B, S)
+    src_lengths: torch.Tensor  # (B,)
+    src_mask: torch.Tensor  # (B, S) bool
+    tgt_in: torch.Tensor  # (B, T)
+    tgt_out: torch.Tensor  # (B, T)
+    tgt_mask: torch.Tensor  # (B, T) bool
+    index: torch.Tensor  # (B,) rows of the dataset
+    ntokens: int  # real target tokens (labels that count in the loss)
+
+    @classmethod
+    def collate(cls, items: list[tuple[int, list[int], list[int]]]) -> Batch:
+        index, src, tgt = zip(*items)
+        src_t, tgt_t = pad(list(src)), pad(list(tgt))
+        tgt_in, tgt_out = tgt_t[:, :-1], tgt_t[:, 1:]
+        tgt_mask = tgt_out != PAD_ID
+        return cls(
+            src=src_t,
+            src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
+            src_mask=src_t != PAD_ID,
+            tgt_in=tgt_in.contiguous(),
+            tgt_out=tgt_out.contiguous(),
+            tgt_mask=tgt_mask,
+            index=torch.tensor(index, dtype=torch.long),
+            ntokens=int(tgt_mask.sum()),
+        )
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """Move every tensor (Lightning calls this to place the batch on the model's device)."""
+        moved = {
+            f.name: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        }
+        return Batch(**moved)
+
+    def pin_memory(self) -> Batch:
+        return Batch(**{f.name: _pin(getattr(self, f.name)) for f in fields(self)})
+
+
+def _pin(value):
+    return value.pin_memory() if isinstance(value, torch.Tensor) else value
+
+
+class TokenBudgetBatchSampler(Sampler[list[int]]):
+    """Batches of similar length whose padded size stays within ``max_tokens``.
+
+    Each epoch (``set_epoch``) sorts by length with a seeded random tie-break, cuts
+    batches greedily under the budget and shuffles their order. With several DDP ranks,
+    rank ``r`` takes batches ``r, r + world, ...``. For training (``shuffle=True``) the few
+    batches left over are dropped so every rank gets the same number of disjoint batches;
+    for evaluation nothing is dropped, so every sentence is decoded exactly once.
+    """
+
+    def __init__(
+        self,
+        lengths: list[int],
+        max_tokens: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.max_tokens = max_tokens
+        self.shuffle, self.seed = shuffle, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+        self._cache: tuple[int, list[list[int]]] | None = None
+        # Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``: that is us.
+        self.sampler = self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.shuffle:  # random order first, then a stable sort: ties broken at random
+            perm = torch.randperm(len(self.lengths), generator=gen)
+            order = perm[torch.sort(self.lengths[perm], stable=True).indices]
+        else:
+            order = torch.sort(self.lengths, stable=True).indices
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for i, n in zip(order.tolist(), self.lengths[order].tolist()):
+            if current and max(longest, n) * (len(current) + 1) > self.max_tokens:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, n)
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
+            batches = batches[: len(batches) - len(batches) % self.num_replicas] or batches
+        return batches
+
+    def batches(self) -> list[list[int]]:
+        """This rank's batches for the current epoch (cached per epoch)."""
+        if self._cache is None or self._cache[0] != self.epoch:
+            self._cache = (self.epoch, self._all_batches()[self.rank :: self.num_replicas])
+        return self._cache[1]
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())

@@ -1,0 +1,206 @@
+"""``Seq2SeqSystem``: what every nmt model shares, whatever its architecture.
+
+Subclasses build their ``nn.Module``s and implement the interface of DESIGN.md:
+``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step``, ``reorder_state``.
+This class owns the rest: label-smoothed loss, AdamW with inverse-square-root warm-up,
+greedy decoding of the validation/test sets scored with sacrebleu over hypotheses gathered
+from every rank, and a self-contained checkpoint (tokenizer bytes + model class).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+
+import lightning as L
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from nmt import metrics, search
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import PAD_ID, Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def label_smoothed_nll(
+    logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int = PAD_ID
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed label-smoothed loss and summed NLL over non-padding targets.
+
+    loss = (1 - eps) * NLL + eps * mean over the vocabulary of -log p (Szegedy et al. 2016).
+    logits (B, T, V), target (B, T) -> two scalars.
+    """
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    mask = target != ignore_index
+    nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    smooth = -lprobs.mean(-1)
+    nll_sum = nll.masked_fill(~mask, 0.0).sum()
+    smooth_sum = smooth.masked_fill(~mask, 0.0).sum()
+    return (1.0 - epsilon) * nll_sum + epsilon * smooth_sum, nll_sum
+
+
+def inverse_sqrt(warmup_steps: int):
+    """LR multiplier: linear warm-up to 1 at ``warmup_steps``, then sqrt(warmup / step)."""
+
+    def factor(step: int) -> float:
+        step = max(step, 1)
+        return step / warmup_steps if step < warmup_steps else math.sqrt(warmup_steps / step)
+
+    return factor
+
+
+def reorder_tensors(state, index: torch.Tensor):
+    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples."""
+    if isinstance(state, torch.Tensor):
+        return state.index_select(0, index)
+    if isinstance(state, dict):
+        return {k: reorder_tensors(v, index) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(reorder_tensors(v, index) for v in state)
+    return state
+
+
+class Seq2SeqSystem(L.LightningModule, abc.ABC):
+    """Shared training/evaluation logic.
+
+    Args (shared by every model):
+        src_vocab_size, tgt_vocab_size: linked from the data module by the CLI.
+        label_smoothing: epsilon of the label-smoothed loss.
+        lr: peak learning rate, reached after ``warmup_steps``.
+        warmup_steps: linear warm-up; then the rate decays with 1/sqrt(step).
+        weight_decay: AdamW decoupled weight decay (not applied to biases and norms).
+        betas: AdamW betas.
+        max_len_a, max_len_b: decoding stops after ``a * source_length + b`` tokens.
+    """
+
+    def __init__(
+        self,
+        src_vocab_size: int = 1000,
+        tgt_vocab_size: int = 1000,
+        label_smoothing: float = 0.1,
+        lr: float = 1e-3,
+        warmup_steps: int = 500,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.98),
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+    ):
+        super().__init__()
+        self.save_hyperparameters()  # collects the subclass's arguments too
+        self.tokenizer: Tokenizer | None = None
+        self._eval: dict[str, list] = {}
+
+    max_source_positions = 1024  # longest source the model accepts; longer ones are truncated
+
+    # ----------------------------------------------------- the model interface
+    @abc.abstractmethod
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V)."""
+
+    @abc.abstractmethod
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor):
+        """Run the encoder once per batch: src (B, S), src_mask (B, S) -> decoder state."""
+
+    @abc.abstractmethod
+    def decode_step(self, prev_tokens: torch.Tensor, state):
+        """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
+
+    def reorder_state(self, state, index: torch.Tensor):
+        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first."""
+        return reorder_tensors(state, index)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss_sum, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, self.hparams.label_smoothing)
+        loss = loss_sum / batch.ntokens
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.ntokens)
+        self.log("train/nll", nll_sum / batch.ntokens, batch_size=batch.ntokens)
+        return loss
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas), fused=fused)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, inverse_sqrt(self.hparams.warmup_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---------------------------------------------------------------- evaluation
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
+            self.tokenizer = datamodule.tokenizer
+
+    def translate_batch(self, src: torch.Tensor, src_mask: torch.Tensor) -> search.Hypotheses:
+        return search.greedy(self, src, src_mask, self.hparams.max_len_a, self.hparams.max_len_b)
+
+    def _eval_step(self, batch: Batch, prefix: str) -> None:
+        _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
+        hyps = self.translate_batch(batch.src, batch.src_mask)
+        store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])
+        store[0] += torch.stack([nll_sum.detach(), torch.tensor(float(batch.ntokens), device=self.device)])
+        store[1].extend(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[tuple[int, str]]:
+        hyps = self.translate_batch(batch.src, batch.src_mask)
+        return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
+
+    def _gather(self, pairs: list) -> list:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, pairs)
+            pairs = [p for part in parts for p in part]
+        return sorted(dict(pairs).items())  # by dataset index, each sentence once
+
+    def _eval_epoch_end(self, prefix: str, split: str, names: tuple[str, ...]) -> dict:
+        sums, pairs = self._eval.pop(prefix, [torch.zeros(2, device=self.device), []])
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        pairs = self._gather(pairs)
+        refs = self.trainer.datamodule.references(split)
+        scores = metrics.score([h for _, h in pairs], [refs[i] for i, _ in pairs], names)
+        loss = sums[0] / sums[1].clamp(min=1)
+        values = {f"{prefix}/{k}": v for k, v in scores.items() if not k.endswith("signature")}
+        values.update({f"{prefix}/loss": loss, f"{prefix}/ppl": loss.exp()})
+        self.log_dict(values, sync_dist=False)  # identical on every rank already
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            for i, hyp in pairs[:2]:
+                log.info("%s example %d\n  ref: %s\n  hyp: %s", prefix, i, refs[i], hyp)
+        return scores
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val", self.trainer.datamodule.hparams.val_split, ("bleu", "chrf"))
+
+    def on_test_epoch_end(self) -> None:
+        scores = self._eval_epoch_end("test", self.trainer.datamodule.hparams.test_split, ("bleu", "chrf", "ter"))
+        if self.trainer.is_global_zero:
+            for name in ("bleu", "chrf", "ter"):
+                print(f"test {name.upper()} = {scores[name]:.2f}  ({scores[name + '_signature']})")
+
+    # -------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        cls = type(self)
+        checkpoint["nmt"] = {
+            "format": 1,
+            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        stored = checkpoint.get("nmt", {}).get("tokenizer")
+        if stored is not None:
+            self.tokenizer = Tokenizer.from_dict(stored)

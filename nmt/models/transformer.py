@@ -1,0 +1,89 @@
+"""``TransformerSeq2Seq``: the Transformer of Vaswani et al. 2017 as an nmt system.
+
+The model is only wiring: ``decode(encode(src), tgt_in)``. Blocks live in
+:mod:`nmt.modules.transformer`. Decoder input and output embeddings are tied
+(Press & Wolf 2017); with a joint vocabulary the encoder shares them too.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import PAD_ID
+from nmt.models.base import Seq2SeqSystem
+from nmt.modules.transformer import Embedding, TransformerDecoder, TransformerEncoder
+
+
+class TransformerSeq2Seq(Seq2SeqSystem):
+    """Encoder-decoder Transformer.
+
+    Args:
+        d_model: model width. n_heads: attention heads. d_ff: feed-forward width.
+        encoder_layers, decoder_layers: stack depths.
+        dropout: residual/embedding dropout. attention_dropout: dropout on attention weights.
+        pre_norm: LayerNorm before each sublayer (stable without long warm-up); False gives the
+            original post-norm.
+        share_embeddings: share source and target embeddings (needs a joint vocabulary;
+            linked from ``data.joint_vocab`` by the CLI).
+        tie_output: tie the output projection to the target embedding.
+        max_positions: longest sequence the positional table covers.
+        attention_layer: decoder layer whose cross-attention ``decode_step`` returns (-1 = last).
+        **kwargs: shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
+    """
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        n_heads: int = 4,
+        d_ff: int = 1024,
+        encoder_layers: int = 3,
+        decoder_layers: int = 3,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        pre_norm: bool = True,
+        share_embeddings: bool = True,
+        tie_output: bool = True,
+        max_positions: int = 1024,
+        attention_layer: int = -1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        hp = self.hparams
+        if share_embeddings and hp.src_vocab_size != hp.tgt_vocab_size:
+            raise ValueError(
+                f"share_embeddings needs one vocabulary, got {hp.src_vocab_size} source and "
+                f"{hp.tgt_vocab_size} target pieces; use --data.joint_vocab true or share_embeddings false"
+            )
+        self.src_embed = Embedding(hp.src_vocab_size, d_model, PAD_ID, max_positions, dropout)
+        self.tgt_embed = self.src_embed if share_embeddings else Embedding(
+            hp.tgt_vocab_size, d_model, PAD_ID, max_positions, dropout
+        )  # fmt: skip
+        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm)
+        self.encoder = TransformerEncoder(encoder_layers, *layer_args)
+        self.decoder = TransformerDecoder(decoder_layers, *layer_args)
+        self.output = nn.Linear(d_model, hp.tgt_vocab_size, bias=False)
+        if tie_output:
+            self.output.weight = self.tgt_embed.tokens.weight
+        self.max_source_positions = max_positions
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        memory = self.encoder(self.src_embed(batch.src), batch.src_mask)  # (B, S, D)
+        hidden, _, _ = self.decoder(self.tgt_embed(batch.tgt_in), self.decoder.cross_kv(memory), batch.src_mask)
+        return self.output(hidden)  # (B, T, V)
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> dict:
+        memory = self.encoder(self.src_embed(src), src_mask)
+        return {"cross_kv": self.decoder.cross_kv(memory), "src_mask": src_mask, "caches": None, "step": 0}
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: dict):
+        step = state["step"]
+        x = self.tgt_embed(prev_tokens[:, None], offset=step)  # (B, 1, D)
+        hidden, caches, weights = self.decoder(
+            x, state["cross_kv"], state["src_mask"], state["caches"], weights_layer=self.hparams.attention_layer
+        )
+        log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
+        new_state = {**state, "caches": caches, "step": step + 1}
+        return log_probs, new_state, weights[:, :, 0].mean(1)  # heads averaged: (B, S)

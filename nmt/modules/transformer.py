@@ -1,0 +1,213 @@
+"""Transformer encoder-decoder blocks (Vaswani et al. 2017, "Attention Is All You Need").
+
+Attention runs through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels
+on GPU) except when attention weights are asked for (alignment plots), where the same
+softmax(QK^T / sqrt(d_k)) V (eq. 1) is written out. Decoding one step at a time keeps each
+layer's self-attention keys/values in a cache and projects the encoder memory into
+cross-attention keys/values once per sentence.
+
+Masks are boolean and True where a position may be attended to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (section 3.5). -> (P, D)"""
+    pos = torch.arange(max_positions, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_positions, d_model)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+    return table
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (section 3.2.2) with keys/values projected separately from queries."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
+        self.n_heads, self.d_head, self.dropout = n_heads, d_model // n_heads, dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, H, L, Dh)
+        return x.unflatten(-1, (self.n_heads, self.d_head)).transpose(1, 2)
+
+    def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of ``x`` (B, L, D), each (B, H, L, Dh)."""
+        k, v = self.kv_proj(x).chunk(2, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, Lq, D) queries
+        k: torch.Tensor,  # (B, H, Lk, Dh)
+        v: torch.Tensor,  # (B, H, Lk, Dh)
+        mask: torch.Tensor | None = None,  # (B, Lk) key padding, or None
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> output (B, Lq, D), weights (B, H, Lq, Lk) when ``need_weights``."""
+        q = self._heads(self.q_proj(x))
+        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, Lk)
+        weights = None
+        if need_weights:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, Lq, Lk)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            if causal:
+                lq, lk = scores.shape[-2:]
+                future = torch.ones(lq, lk, dtype=torch.bool, device=x.device).triu(lk - lq + 1)
+                scores = scores.masked_fill(future, float("-inf"))
+            weights = scores.softmax(-1)
+            out = F.dropout(weights, self.dropout, self.training) @ v
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
+            )
+        return self.out_proj(out.transpose(1, 2).flatten(2)), weights
+
+
+class FeedForward(nn.Sequential):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+
+
+class _Sublayer(nn.Module):
+    """Residual + LayerNorm around a sublayer: pre-norm x + f(LN(x)) or post-norm LN(x + f(x))."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm, self.drop, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+
+    def forward(self, x: torch.Tensor, fn) -> tuple[torch.Tensor, object]:
+        out, extra = fn(self.norm(x) if self.pre_norm else x)
+        x = x + self.drop(out)
+        return (x if self.pre_norm else self.norm(x)), extra
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool):
+        super().__init__()
+        self.attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.sub_attn = _Sublayer(d_model, dropout, pre_norm)
+        self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, S, D)
+        x, _ = self.sub_attn(x, lambda h: self.attn(h, *self.attn.project_kv(h), mask))
+        x, _ = self.sub_ff(x, lambda h: (self.ff(h), None))
+        return x
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.sub_self = _Sublayer(d_model, dropout, pre_norm)
+        self.sub_cross = _Sublayer(d_model, dropout, pre_norm)
+        self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D): the whole prefix, or only the newest position with a cache
+        cross_kv: tuple[torch.Tensor, torch.Tensor],  # (B, H, S, Dh) each
+        src_mask: torch.Tensor,  # (B, S)
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,  # earlier self-attention k, v
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """-> x (B, T, D), self-attention (k, v) including x, cross-attention weights (B, H, T, S)."""
+        kv: tuple[torch.Tensor, torch.Tensor] = (torch.empty(0), torch.empty(0))
+
+        def self_attention(h: torch.Tensor):
+            nonlocal kv
+            k, v = self.self_attn.project_kv(h)
+            if cache is not None:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            kv = (k, v)
+            # With a cache the new query is the last position and may see every cached key.
+            return self.self_attn(h, k, v, causal=cache is None)
+
+        x, _ = self.sub_self(x, self_attention)
+        x, weights = self.sub_cross(x, lambda h: self.cross_attn(h, *cross_kv, src_mask, need_weights=need_weights))
+        x, _ = self.sub_ff(x, lambda h: (self.ff(h), None))
+        return x, kv, weights
+
+
+class Embedding(nn.Module):
+    """Token embedding scaled by sqrt(d_model) plus sinusoidal positions (section 3.4-3.5)."""
+
+    def __init__(self, vocab_size: int, d_model: int, pad_id: int, max_positions: int, dropout: float):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        nn.init.normal_(self.tokens.weight, std=d_model**-0.5)
+        nn.init.zeros_(self.tokens.weight[pad_id])
+        self.register_buffer("positions", sinusoidal_positions(max_positions, d_model), persistent=False)
+        self.scale, self.drop = math.sqrt(d_model), nn.Dropout(dropout)
+
+    def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:  # (B, L) -> (B, L, D)
+        length = ids.size(1)
+        if offset + length > self.positions.size(0):
+            raise ValueError(f"sequence of {offset + length} tokens exceeds max_positions={self.positions.size(0)}")
+        pos = self.positions[offset : offset + length]
+        return self.drop(self.tokens(ids) * self.scale + pos.to(self.tokens.weight.dtype))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
+                 pre_norm: bool):  # fmt: skip
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, S, D) -> (B, S, D)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.norm(x)
+
+
+class TransformerDecoder(nn.Module):
+    def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
+                 pre_norm: bool):  # fmt: skip
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DecoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+
+    def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's cross-attention keys/values of the encoder output, computed once."""
+        return [layer.cross_attn.project_kv(memory) for layer in self.layers]
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D) embedded target prefix (or newest position, with caches)
+        cross_kv: list[tuple[torch.Tensor, torch.Tensor]],
+        src_mask: torch.Tensor,  # (B, S)
+        caches: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+        weights_layer: int | None = None,
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
+        """-> hidden (B, T, D), new caches, cross-attention (B, H, T, S) of ``weights_layer``."""
+        new_caches, weights = [], None
+        for i, layer in enumerate(self.layers):
+            want = weights_layer is not None and i == weights_layer % len(self.layers)
+            x, kv, w = layer(x, cross_kv[i], src_mask, None if caches is None else caches[i], want)
+            new_caches.append(kv)
+            weights = w if want else weights
+        return self.norm(x), new_caches, weights

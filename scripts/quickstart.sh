@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install, train the default Transformer on the embedded corpus, print test scores,
+# and translate a few test sentences. Usage: bash scripts/quickstart.sh [RUN_DIR]
+set -euo pipefail
+. "$(dirname "$0")/install.sh"
+root=${1:-runs/quickstart}
+nmt fit --trainer.default_root_dir "$root"
+ckpt=$(ls -t "$root"/lightning_logs/version_*/checkpoints/best.ckpt | head -n 1)
+echo "[quickstart] best checkpoint: $ckpt"
+nmt test --trainer.default_root_dir "$root" --ckpt_path "$ckpt"
+python -m nmt.data.synthetic data/embedded
+echo "[quickstart] five test sentences and their translations:"
+head -n 5 data/embedded/test.en | tee /dev/stderr | nmt translate --ckpt "$ckpt"

@@ -1,0 +1,60 @@
+import torch
+
+from nmt.data.batching import Batch, TokenBudgetBatchSampler
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+LENGTHS = [((i * 37) % 29) + 1 for i in range(500)]
+
+
+def test_budget_respected_and_every_index_once():
+    sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=120, shuffle=False)
+    seen = []
+    for batch in sampler:
+        assert max(LENGTHS[i] for i in batch) * len(batch) <= 120
+        seen.extend(batch)
+    assert sorted(seen) == list(range(500))
+
+
+def test_similar_lengths_batched_together():
+    sampler = TokenBudgetBatchSampler(LENGTHS, max_tokens=200, shuffle=True, seed=3)
+    spreads = [max(LENGTHS[i] for i in b) - min(LENGTHS[i] for i in b) for b in sampler]
+    # Batches are cut from the length-sorted order: a batch only spans a length boundary.
+    assert max(spreads) <= 3 and sum(spreads) / len(spreads) < 1
+
+
+def test_shuffle_depends_on_seed_and_epoch_only():
+    a = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    b = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+    assert a.sampler is a  # Lightning calls set_epoch on batch_sampler.sampler
+
+
+def test_ddp_shards_are_disjoint_equal_and_cover_training_data():
+    shards = [list(TokenBudgetBatchSampler(LENGTHS, 150, True, 5, num_replicas=3, rank=r)) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    flat = [i for s in shards for b in s for i in b]
+    assert len(flat) == len(set(flat))
+    everything = [i for b in TokenBudgetBatchSampler(LENGTHS, 150, True, 5)._all_batches() for i in b]
+    assert set(flat) <= set(everything) and len(flat) >= len(everything) - 2 * 150
+
+
+def test_ddp_evaluation_shards_cover_everything_once():
+    shards = [list(TokenBudgetBatchSampler(LENGTHS, 150, False, 0, num_replicas=2, rank=r)) for r in range(2)]
+    flat = sorted(i for s in shards for b in s for i in b)
+    assert flat == list(range(500))
+
+
+def test_batch_owns_shift_and_masks():
+    batch = Batch.collate([(4, [7, 8, EOS_ID], [BOS_ID, 9, 10, EOS_ID]), (9, [7, EOS_ID], [BOS_ID, 11, EOS_ID])])
+    assert batch.src.tolist() == [[7, 8, EOS_ID], [7, EOS_ID, PAD_ID]]
+    assert batch.src_lengths.tolist() == [3, 2]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 9, 10], [BOS_ID, 11, EOS_ID]]
+    assert batch.tgt_out.tolist() == [[9, 10, EOS_ID], [11, EOS_ID, PAD_ID]]
+    assert batch.tgt_mask.tolist() == [[True, True, True], [True, True, False]]
+    assert batch.src_mask.tolist() == [[True, True, True], [True, True, False]]
+    assert batch.ntokens == 5 and batch.index.tolist() == [4, 9]
+    moved = batch.to(torch.device("cpu"))
+    assert torch.equal(moved.tgt_in, batch.tgt_in) and moved.ntokens == 5

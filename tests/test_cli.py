@@ -1,0 +1,73 @@
+"""End-to-end runs of the real ``nmt`` command, as a user types it."""
+
+import re
+
+import torch
+
+from nmt.translate import load_model
+from tests.conftest import TINY_ARGS, checkpoint, run_nmt
+
+
+def test_fit_writes_self_contained_checkpoints(tiny_run):
+    best, last = checkpoint(tiny_run, "best.ckpt"), checkpoint(tiny_run, "last.ckpt")
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)  # no pickled code needed
+    assert ckpt["nmt"]["model_class"] == "nmt.models.transformer.TransformerSeq2Seq"
+    assert ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
+    assert ckpt["hyper_parameters"]["d_model"] == 32 and ckpt["hyper_parameters"]["src_vocab_size"] == 120
+    assert last.is_file()
+    metrics = (best.parent.parent / "metrics.csv").read_text()
+    assert "val/bleu" in metrics and "val/chrf" in metrics and "val/ppl" in metrics
+
+
+def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
+    lines = (tiny_corpus / "test.en").read_text(encoding="utf-8").splitlines()[:5]
+    stdin = "\n".join([lines[0], "", *lines[1:]]) + "\n"
+    result = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")[:-1]
+    assert len(out) == 6 and out[1] == ""
+    # the same model in-process gives the same text, whatever the batching
+    model = load_model(checkpoint(tiny_run))
+    from nmt.translate import translate
+
+    assert translate(model, lines[:1])[0] == out[0]
+    assert translate(model, [lines[0], lines[1]], max_tokens=8) == [out[0], out[2]]
+
+
+def test_test_command_prints_scores_with_signature(tiny_run, tiny_corpus):
+    result = run_nmt(
+        "test",
+        "--data.data_dir", str(tiny_corpus),
+        "--ckpt_path", str(checkpoint(tiny_run)),
+        "--trainer.default_root_dir", str(tiny_run),
+        *TINY_ARGS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"test BLEU = \d+\.\d\d +\(nrefs:1\|case:mixed\|eff:no\|tok:13a", result.stdout)
+    assert "test CHRF" in result.stdout and "test TER" in result.stdout
+
+
+def test_misaligned_corpus_fails_fast_without_traceback(tmp_path):
+    (tmp_path / "train.de").write_text("".join(f"satz {i}\n" for i in range(10)), encoding="utf-8")
+    (tmp_path / "train.en").write_text("".join(f"sentence {i}\n" for i in range(9)), encoding="utf-8")
+    result = run_nmt("fit", "--data.data_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path / "r"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert re.search(r"train\.en has 9 lines but .*train\.de has 10", result.stderr)
+
+
+def test_translate_bad_checkpoint_is_explained(tmp_path):
+    broken = tmp_path / "half.ckpt"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    result = run_nmt("translate", "--ckpt", str(broken), stdin="hello\n")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "not a readable checkpoint" in result.stderr
+    missing = run_nmt("translate", "--ckpt", str(tmp_path / "nope.ckpt"), stdin="hello\n")
+    assert missing.returncode == 2 and "Checkpoint not found" in missing.stderr
+
+
+def test_print_config_shows_linked_defaults():
+    result = run_nmt("fit", "--print_config")
+    assert result.returncode == 0, result.stderr
+    assert "class_path: nmt.models.transformer.TransformerSeq2Seq" in result.stdout
+    assert "monitor: val/bleu" in result.stdout

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import BOS_ID, EOS_ID
+from nmt.models.transformer import TransformerSeq2Seq
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    args = dict(src_vocab_size=30, tgt_vocab_size=30, d_model=16, n_heads=2, d_ff=32, encoder_layers=2,
+                decoder_layers=2, dropout=0.0)  # fmt: skip
+    return TransformerSeq2Seq(**{**args, **kw}).eval()
+
+
+PAIRS = [(0, [5, 6, 7, 8, EOS_ID], [BOS_ID, 9, 10, 11, EOS_ID]), (1, [5, 12, EOS_ID], [BOS_ID, 13, EOS_ID])]
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_padding_does_not_change_a_sentence(pre_norm):
+    model = tiny(pre_norm=pre_norm)
+    batched = model(Batch.collate(PAIRS))
+    alone = model(Batch.collate(PAIRS[1:]))
+    assert torch.allclose(batched[1, :2], alone[0], atol=1e-5)
+
+
+def test_causal_mask_future_tokens_do_not_change_the_past():
+    model = tiny()
+    a = model(Batch.collate([(0, [5, 6, EOS_ID], [BOS_ID, 9, 10, 11, EOS_ID])]))
+    b = model(Batch.collate([(0, [5, 6, EOS_ID], [BOS_ID, 9, 20, 21, EOS_ID])]))
+    assert torch.allclose(a[0, :2], b[0, :2], atol=1e-6)
+    assert not torch.allclose(a[0, 2:], b[0, 2:], atol=1e-3)
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+@torch.no_grad()
+def test_cached_decode_step_equals_teacher_forcing(pre_norm):
+    model = tiny(pre_norm=pre_norm)
+    batch = Batch.collate(PAIRS)
+    full = torch.log_softmax(model(batch), -1)  # (B, T, V)
+    state = model.encode(batch.src, batch.src_mask)
+    for t in range(batch.tgt_in.size(1)):
+        log_probs, state, attn = model.decode_step(batch.tgt_in[:, t], state)
+        assert torch.allclose(log_probs, full[:, t], atol=1e-5)
+        assert attn.shape == (2, batch.src.size(1))
+        assert torch.allclose(attn.sum(-1), torch.ones(2), atol=1e-5)
+        assert float(attn[1, 3:].abs().max()) == 0.0  # padding gets no attention
+    assert state["caches"][0][0].shape[2] == batch.tgt_in.size(1)
+
+
+def test_reorder_state_selects_rows():
+    model = tiny()
+    batch = Batch.collate(PAIRS)
+    state = model.encode(batch.src, batch.src_mask)
+    _, state, _ = model.decode_step(batch.tgt_in[:, 0], state)
+    swapped = model.reorder_state(state, torch.tensor([1, 1, 0]))
+    assert torch.equal(swapped["caches"][0][0][2], state["caches"][0][0][0])
+    assert swapped["src_mask"].shape[0] == 3 and swapped["step"] == 1
+
+
+def test_embeddings_shared_and_tied():
+    model = tiny()
+    assert model.src_embed is model.tgt_embed
+    assert model.output.weight is model.tgt_embed.tokens.weight
+    separate = tiny(share_embeddings=False, src_vocab_size=40)
+    assert separate.src_embed is not separate.tgt_embed
+    with pytest.raises(ValueError, match="share_embeddings"):
+        tiny(src_vocab_size=40)
+
+
+def test_loss_falls_on_a_tiny_batch():
+    from nmt.models.base import label_smoothed_nll
+
+    model = tiny()
+    model.train()
+    batch = Batch.collate(PAIRS)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, 0.1)
+        (loss / batch.ntokens).backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss / batch.ntokens))
+    assert losses[-1] < 0.5 * losses[0]
