@@ -22,8 +22,8 @@ DEFAULT_MODEL = "nmt.models.transformer.TransformerSeq2Seq"
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
-    "max_steps": 3000,
-    "val_check_interval": 1000,
+    "max_steps": 800,
+    "val_check_interval": 400,
     "check_val_every_n_epoch": None,
     "gradient_clip_val": 1.0,
     "use_distributed_sampler": False,  # the token-budget sampler shards by rank itself

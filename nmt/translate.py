@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pickle
 import sys
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from nmt.data.batching import TokenBudgetBatchSampler, pad
-from nmt.data.corpus import normalize
-from nmt.data.tokenizer import Tokenizer
+from nmt.data.corpus import normalize, read_lines
+from nmt.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
 from nmt.errors import NmtError
 from nmt.models.base import Seq2SeqSystem
 
@@ -67,8 +69,30 @@ def load_model(path: str | Path, device: str = "cpu") -> Seq2SeqSystem:
     return model.eval().to(device)
 
 
-def translate(model: Seq2SeqSystem, lines: list[str], max_tokens: int = 4096) -> list[str]:
-    """Translate ``lines`` in batches sorted by length; results come back in input order."""
+@dataclass
+class Translation:
+    """One hypothesis: detokenised text, its (length-normalised) score, and per-token detail."""
+
+    text: str
+    score: float
+    tokens: list[str]  # target subwords, EOS excluded
+    token_scores: list[float]  # log-probability of each subword (and of EOS, last)
+    attention: list[list[float]] | None  # (target subwords + EOS) x source subwords (+ EOS)
+
+
+def translate_full(
+    model: Seq2SeqSystem,
+    lines: list[str],
+    beam: int = 1,
+    nbest: int = 1,
+    length_penalty: float | None = None,
+    max_tokens: int = 4096,
+) -> list[list[Translation]]:
+    """``nbest`` translations of each line, best first; batched by length, returned in input order.
+
+    An empty (or all-white-space) line gets no hypotheses. Sources longer than the model's
+    ``max_source_positions`` are truncated to fit, with a warning naming the first such line.
+    """
     tok = model.tokenizer
     texts = [normalize(line) for line in lines]
     src = tok.encode_src(texts)
@@ -80,40 +104,115 @@ def translate(model: Seq2SeqSystem, lines: list[str], max_tokens: int = 4096) ->
             len(too_long), limit, too_long[0] + 1,
         )  # fmt: skip
         src = [s[: limit - 1] + [s[-1]] if len(s) > limit else s for s in src]
-    out = [""] * len(lines)
+    out: list[list[Translation]] = [[] for _ in lines]
     todo = [i for i, t in enumerate(texts) if t]
     sampler = TokenBudgetBatchSampler([len(src[i]) for i in todo], max_tokens, shuffle=False)
-    device = model.device
     for batch in sampler:
         rows = [todo[j] for j in batch]
-        ids = pad([src[i] for i in rows]).to(device)
-        hyps = model.translate_batch(ids, ids != 0)
-        for i, text in zip(rows, tok.decode_tgt(hyps.token_lists())):
-            out[i] = text
+        ids = pad([src[i] for i in rows]).to(model.device)
+        hyps = model.translate_batch(ids, ids != PAD_ID, beam=beam, nbest=nbest, alpha=length_penalty)
+        lengths = hyps.lengths().tolist()
+        for rank in range(nbest):
+            texts_out = tok.decode_tgt(hyps.token_lists(rank))
+            for j, i in enumerate(rows):
+                n = lengths[j][rank]
+                ids_out = hyps.tokens[j, rank, :n].tolist()
+                attention = None
+                if hyps.attention is not None:
+                    attention = hyps.attention[j, rank, :n, : len(src[i])].tolist()
+                out[i].append(
+                    Translation(
+                        text=texts_out[j],
+                        score=float(hyps.score[j, rank]),
+                        tokens=tok.tgt_pieces([t for t in ids_out if t != EOS_ID]),
+                        token_scores=hyps.token_scores[j, rank, :n].tolist(),
+                        attention=attention,
+                    )
+                )
     return out
 
 
+def translate(model: Seq2SeqSystem, lines: list[str], beam: int = 1, max_tokens: int = 4096) -> list[str]:
+    """The best translation of each line (an empty string for an empty line)."""
+    return [hyps[0].text if hyps else "" for hyps in translate_full(model, lines, beam, 1, None, max_tokens)]
+
+
+def alignment(attention: list[list[float]] | None) -> str:
+    """Pharaoh-style ``src-tgt`` pairs: each target subword aligned to its most attended source subword."""
+    if not attention:
+        return ""
+    return " ".join(f"{max(range(len(row)), key=row.__getitem__)}-{t}" for t, row in enumerate(attention))
+
+
+def _format(args, source: str, hyps: list[Translation]) -> list[str]:
+    if args.format == "jsonl":
+        record = {"source": source, "hypotheses": [asdict(h) for h in hyps]}
+        if not args.alignments:
+            for h in record["hypotheses"]:
+                h.pop("attention")
+        return [json.dumps(record, ensure_ascii=False)]
+    if not hyps:
+        return [""] * args.nbest
+    lines = []
+    for h in hyps:
+        fields = [h.text]
+        if args.scores:
+            fields.append(f"{h.score:.4f}")
+        if args.alignments:
+            fields.append(alignment(h.attention))
+        lines.append("\t".join(fields))
+    return lines
+
+
+PRECISIONS = {"32": None, "fp32": None, "bf16": torch.bfloat16, "16": torch.float16, "fp16": torch.float16}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="nmt translate", description="Translate text with an nmt checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="nmt translate",
+        description="Translate text with an nmt checkpoint: one output line per input line (text format).",
+    )
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `nmt fit`")
     parser.add_argument("--input", "-i", default="-", help="source file, one sentence a line (default: stdin)")
     parser.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    parser.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= beam); text: N lines each")
+    parser.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (default: the model's, 1.0)")
     parser.add_argument("--max-tokens", type=int, default=4096, help="source tokens per batch")
+    parser.add_argument("--scores", action="store_true", help="text format: add a TAB column with the score")
+    parser.add_argument("--alignments", action="store_true", help="add src-tgt subword alignments from attention")
+    parser.add_argument("--format", choices=["text", "jsonl"], default="text", help="jsonl: one JSON object a line")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="32", help="autocast dtype")
     args = parser.parse_args(argv)
-    model = load_model(args.ckpt, args.device)
+    if not 1 <= args.nbest <= args.beam:
+        raise NmtError(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}.")
+    device = _device(args.device)
+    model = load_model(args.ckpt, device)
     if args.input == "-":
         lines = sys.stdin.read().splitlines()
     else:
-        from nmt.data.corpus import read_lines
-
         lines = read_lines(Path(args.input))
-    hyps = translate(model, lines, args.max_tokens)
-    text = "".join(h + "\n" for h in hyps)
+    dtype = PRECISIONS[args.precision]
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens)
+    text = "".join(line + "\n" for src, hyps in zip(lines, results) for line in _format(args, src, hyps))
     if args.output == "-":
         sys.stdout.write(text)
-    else:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as err:
-            raise NmtError(f"Cannot write {args.output}: {err.strerror}. Choose a writable path.") from None
+        return
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise NmtError(f"Cannot write {args.output}: {err.strerror}. Choose a writable path.") from None
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"--device '{name}' is not a device name; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise NmtError(
+            f"--device {name}: no such CUDA device here ({torch.cuda.device_count()} found). Use --device cpu."
+        )
+    return device

@@ -32,6 +32,7 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
 
     assert translate(model, lines[:1])[0] == out[0]
     assert translate(model, [lines[0], lines[1]], max_tokens=8) == [out[0], out[2]]
+    assert translate(model, [""]) == [""]
 
 
 def test_test_command_prints_scores_with_signature(tiny_run, tiny_corpus):

@@ -81,5 +81,5 @@ def test_loss_falls_on_a_tiny_batch():
         (loss / batch.ntokens).backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(loss / batch.ntokens))
+        losses.append(loss.item() / batch.ntokens)
     assert losses[-1] < 0.5 * losses[0]

@@ -195,21 +195,23 @@ class TranslationDataModule(L.LightningDataModule):
             "predict": [hp.train_split, hp.test_split],
         }.get(stage or "", [hp.train_split, hp.val_split, hp.test_split])
 
-    def _load(self, stage: str | None) -> tuple[Tokenizer, dict, dict]:
+    def _load(self, stage: str | None, verbose: bool) -> tuple[Tokenizer, dict, dict]:
         texts = {s: self._read(s) for s in self._splits(stage)}
         tok = self._tokenizer(texts[self.hparams.train_split])
         datasets = {}
         for split, text in texts.items():
             datasets[split], report = self._encode(split, text, tok)
-            log.info(report)
+            if verbose:
+                log.info(report)
         return tok, texts, datasets
 
     # ---------------------------------------------------------------- Lightning
     def prepare_data(self) -> None:
-        self._load(None)
+        self._load(None, verbose=False)
 
     def setup(self, stage: str | None = None) -> None:
-        self.tokenizer, self.texts, self.datasets = self._load(stage)
+        trainer = getattr(self, "trainer", None)
+        self.tokenizer, self.texts, self.datasets = self._load(stage, verbose=trainer is None or trainer.is_global_zero)
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

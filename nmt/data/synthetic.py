@@ -138,9 +138,7 @@ TEMPLATES = [_dated_event, _birth, _place, _weekday, _price, _year]
 WEIGHTS = [4, 1, 2, 2, 1, 2]
 
 
-def generate(
-    sizes: dict[str, int] | None = None, seed: int = DEFAULT_SEED
-) -> dict[str, list[tuple[str, str]]]:
+def generate(sizes: dict[str, int] | None = None, seed: int = DEFAULT_SEED) -> dict[str, list[tuple[str, str]]]:
     """Return ``{split: [(english, german), ...]}``; no English sentence occurs in two splits."""
     sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
     rng = random.Random(seed)

@@ -44,7 +44,8 @@ def _train_model(sentences: list[str], vocab_size: int, model_type: str, coverag
             most = f" at most {match.group(1)}" if match else " smaller"
             raise NmtError(
                 f"SentencePiece cannot build a vocabulary of {vocab_size} pieces from this corpus "
-                f"({len(sentences)} sentences): {str(err).rstrip('.')}. Set --data.vocab_size to{most}, or use a larger corpus."
+                f"({len(sentences)} sentences): {str(err).rstrip('.')}. "
+                f"Set --data.vocab_size to{most}, or use a larger corpus."
             ) from None
         raise NmtError(f"SentencePiece training failed: {err}") from None
     return buffer.getvalue()

@@ -74,6 +74,8 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         weight_decay: AdamW decoupled weight decay (not applied to biases and norms).
         betas: AdamW betas.
         max_len_a, max_len_b: decoding stops after ``a * source_length + b`` tokens.
+        val_beam, test_beam: beam size for validation (1 = greedy) and test decoding.
+        length_penalty: GNMT alpha for beam search (see :mod:`nmt.search`).
     """
 
     def __init__(
@@ -81,12 +83,15 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         src_vocab_size: int = 1000,
         tgt_vocab_size: int = 1000,
         label_smoothing: float = 0.1,
-        lr: float = 1e-3,
-        warmup_steps: int = 500,
+        lr: float = 2e-3,
+        warmup_steps: int = 300,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.98),
         max_len_a: float = 1.5,
         max_len_b: int = 10,
+        val_beam: int = 1,
+        test_beam: int = 5,
+        length_penalty: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters()  # collects the subclass's arguments too
@@ -140,12 +145,20 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
             self.tokenizer = datamodule.tokenizer
 
-    def translate_batch(self, src: torch.Tensor, src_mask: torch.Tensor) -> search.Hypotheses:
-        return search.greedy(self, src, src_mask, self.hparams.max_len_a, self.hparams.max_len_b)
+    def translate_batch(
+        self, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 1, nbest: int = 1, alpha: float | None = None
+    ) -> search.Hypotheses:
+        """Beam search (``beam=1``: greedy) with this model's length limits and penalty."""
+        hp = self.hparams
+        alpha = hp.length_penalty if alpha is None else alpha
+        if beam == 1:
+            return search.greedy(self, src, src_mask, hp.max_len_a, hp.max_len_b)
+        return search.beam_search(self, src, src_mask, beam, nbest, alpha, hp.max_len_a, hp.max_len_b)
 
     def _eval_step(self, batch: Batch, prefix: str) -> None:
         _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
-        hyps = self.translate_batch(batch.src, batch.src_mask)
+        beam = self.hparams.val_beam if prefix == "val" else self.hparams.test_beam
+        hyps = self.translate_batch(batch.src, batch.src_mask, beam=beam)
         store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])
         store[0] += torch.stack([nll_sum.detach(), torch.tensor(float(batch.ntokens), device=self.device)])
         store[1].extend(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
@@ -157,7 +170,7 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[tuple[int, str]]:
-        hyps = self.translate_batch(batch.src, batch.src_mask)
+        hyps = self.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam)
         return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
 
     def _gather(self, pairs: list) -> list:
@@ -178,6 +191,8 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         values.update({f"{prefix}/loss": loss, f"{prefix}/ppl": loss.exp()})
         self.log_dict(values, sync_dist=False)  # identical on every rank already
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            shown = "  ".join(f"{k.upper()} {scores[k]:.2f}" for k in names)
+            log.info("%s at step %d: %s  loss %.3f  (%d sentences)", prefix, self.global_step, shown, loss, len(pairs))
             for i, hyp in pairs[:2]:
                 log.info("%s example %d\n  ref: %s\n  hyp: %s", prefix, i, refs[i], hyp)
         return scores
