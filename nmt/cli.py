@@ -1,7 +1,8 @@
 """The ``nmt`` command.
 
 ``nmt fit | validate | test | predict`` are LightningCLI subcommands (models chosen by
-``class_path``, configs composed with repeated ``--config``); ``nmt translate`` is ours.
+``class_path``, configs composed with repeated ``--config``); ``nmt translate``,
+``nmt plot-attention`` and ``nmt average`` are ours.
 Mistakes a user can fix (:class:`~nmt.errors.NmtError`) print one message, no traceback,
 and exit with status 2.
 """
@@ -14,6 +15,7 @@ import sys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from nmt.callbacks import TranslationSamples
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.models.base import Seq2SeqSystem
@@ -33,6 +35,7 @@ TRAINER_DEFAULTS = {
 class NmtCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(TranslationSamples, "samples")
         parser.set_defaults(
             {
                 "model": {"class_path": DEFAULT_MODEL},
@@ -64,7 +67,19 @@ def _translate(argv: list[str]) -> None:
     main(argv)
 
 
-COMMANDS = {"translate": _translate}
+def _plot_attention(argv: list[str]) -> None:
+    from nmt.plotting import main
+
+    main(argv)
+
+
+def _average(argv: list[str]) -> None:
+    from nmt.average import main
+
+    main(argv)
+
+
+COMMANDS = {"translate": _translate, "plot-attention": _plot_attention, "average": _average}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ import re
 import torch
 
 from nmt.translate import load_model
-from tests.conftest import TINY_ARGS, checkpoint, run_nmt
+from tests.conftest import checkpoint, run_nmt
 
 
 def test_fit_writes_self_contained_checkpoints(tiny_run):
@@ -15,8 +15,12 @@ def test_fit_writes_self_contained_checkpoints(tiny_run):
     assert ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
     assert ckpt["hyper_parameters"]["d_model"] == 32 and ckpt["hyper_parameters"]["src_vocab_size"] == 120
     assert last.is_file()
-    metrics = (best.parent.parent / "metrics.csv").read_text()
+    log_dir = best.parent.parent
+    metrics = (log_dir / "metrics.csv").read_text()
     assert "val/bleu" in metrics and "val/chrf" in metrics and "val/ppl" in metrics
+    samples = (log_dir / "samples.csv").read_text(encoding="utf-8").splitlines()
+    assert samples[0] == "step,source,reference,hypothesis" and len(samples) == 1 + 2 * 2  # 2 validations x 2
+    assert len(list((log_dir / "attention").glob("*.png"))) == 4
 
 
 def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
@@ -35,14 +39,11 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
     assert translate(model, [""]) == [""]
 
 
-def test_test_command_prints_scores_with_signature(tiny_run, tiny_corpus):
+def test_test_command_prints_scores_with_signature(tiny_runs):
+    root = tiny_runs["transformer"]
     result = run_nmt(
-        "test",
-        "--data.data_dir", str(tiny_corpus),
-        "--ckpt_path", str(checkpoint(tiny_run)),
-        "--trainer.default_root_dir", str(tiny_run),
-        *TINY_ARGS,
-    )  # fmt: skip
+        "test", *tiny_runs.args("transformer"), "--ckpt_path", str(checkpoint(root)), "--trainer.default_root_dir", str(root)
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"test BLEU = \d+\.\d\d +\(nrefs:1\|case:mixed\|eff:no\|tok:13a", result.stdout)
     assert "test CHRF" in result.stdout and "test TER" in result.stdout

@@ -12,8 +12,9 @@ from nmt.models.transformer import TransformerSeq2Seq
 SOURCES = [[5, 6, 7, 8, 9, EOS_ID], [10, 11, EOS_ID], [12, 13, 14, EOS_ID]]
 COMMON = dict(src_vocab_size=24, tgt_vocab_size=24, dropout=0.0, max_len_a=1.0, max_len_b=4)
 MODELS = {
-    "transformer": lambda: TransformerSeq2Seq(d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1,
-                                              **COMMON),  # fmt: skip
+    "transformer": lambda: TransformerSeq2Seq(
+        d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1, **COMMON
+    ),  # fmt: skip
     "gru": lambda: GRUSeq2Seq(emb_size=8, hidden_size=12, **COMMON),
     "bahdanau": lambda: BahdanauSeq2Seq(emb_size=8, hidden_size=12, **COMMON),
     "luong": lambda: LuongSeq2Seq(emb_size=8, hidden_size=12, **COMMON),

@@ -33,6 +33,7 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         tie_output: tie the output projection to the target embedding.
         max_positions: longest sequence the positional table covers.
         attention_layer: decoder layer whose cross-attention ``decode_step`` returns (-1 = last).
+        attention_head: the head to return (None = the average over heads).
         **kwargs: shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
     """
 
@@ -50,6 +51,7 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         tie_output: bool = True,
         max_positions: int = 1024,
         attention_layer: int = -1,
+        attention_head: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,4 +90,17 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         )
         log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
         new_state = {**state, "caches": caches, "step": step + 1}
-        return log_probs, new_state, weights[:, :, 0].mean(1)  # heads averaged: (B, S)
+        head = self.hparams.attention_head
+        attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (B, S)
+        return log_probs, new_state, attention
+
+    def select_attention(self, layer: int | None = None, head: int | None = None) -> None:
+        """Which cross-attention ``decode_step`` reports (plots, alignments): a layer, and a head or the mean."""
+        hp = self.hparams
+        if layer is not None:
+            if not -hp.decoder_layers <= layer < hp.decoder_layers:
+                raise ValueError(f"layer {layer} is outside this model's {hp.decoder_layers} decoder layers")
+            hp.attention_layer = layer
+        if head is not None and not 0 <= head < hp.n_heads:
+            raise ValueError(f"head {head} is outside this model's {hp.n_heads} heads")
+        hp.attention_head = head

@@ -1,0 +1,91 @@
+"""Attention-alignment heatmaps, and the ``nmt plot-attention`` command.
+
+Source subwords run along the x axis, target subwords down the y axis; cell (t, s) is the
+attention the model paid to source token s while producing target token t. For the
+Transformer this is one decoder layer's cross-attention (the last by default, ``--layer``),
+averaged over heads unless ``--head`` picks one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def attention_figure(attention: list[list[float]], src_tokens: list[str], tgt_tokens: list[str],
+                     title: str = "") -> Figure:  # fmt: skip
+    """Heatmap of ``attention`` (len(tgt_tokens) x len(src_tokens)), sized to stay readable at 40+ tokens."""
+    rows, cols = len(tgt_tokens), len(src_tokens)
+    if len(attention) != rows or any(len(r) != cols for r in attention):
+        raise ValueError(f"attention is not {rows} x {cols}")
+    fig = Figure(figsize=(max(4.0, 0.32 * cols + 2.0), max(3.0, 0.3 * rows + 1.8)), dpi=100)
+    ax = fig.add_subplot()
+    image = ax.imshow(attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(cols), labels=src_tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(rows), labels=tgt_tokens, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
+def translation_figure(model, text: str, beam: int = 1) -> tuple[Figure, str]:
+    """Translate ``text`` and plot the attention behind it. -> (figure, translation)."""
+    from nmt.translate import translate_full
+
+    hyps = translate_full(model, [text], beam=beam)[0]
+    if not hyps:
+        raise ValueError("nothing to translate: the text is empty")
+    best = hyps[0]
+    if best.attention is None:
+        raise ValueError(f"{type(model).__name__} has no attention to plot (it encodes the source into one vector)")
+    tok = model.tokenizer
+    src_ids = tok.encode_src([text])[0][: len(best.attention[0])]
+    src_tokens = tok.src_pieces(src_ids)
+    tgt_tokens = best.tokens + ["</s>"]
+    return attention_figure(best.attention, src_tokens, tgt_tokens[: len(best.attention)], best.text), best.text
+
+
+def main(argv: list[str] | None = None) -> None:
+    from nmt.errors import NmtError
+    from nmt.translate import _device, load_model
+
+    parser = argparse.ArgumentParser(prog="nmt plot-attention", description="Plot the attention of one translation.")
+    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--text", required=True, help="source sentence")
+    parser.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
+    parser.add_argument("--beam", type=int, default=1)
+    parser.add_argument("--layer", type=int, default=None, help="Transformer decoder layer (default: the last, -1)")
+    parser.add_argument("--head", type=int, default=None, help="Transformer head (default: average over heads)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    model = load_model(args.ckpt, _device(args.device))
+    if args.layer is not None or args.head is not None:
+        if not hasattr(model, "select_attention"):
+            raise NmtError(f"--layer/--head apply to the Transformer; {type(model).__name__} has one attention.")
+        try:
+            model.select_attention(args.layer, args.head)
+        except ValueError as err:
+            raise NmtError(f"{err}.") from None
+    try:
+        fig, translation = translation_figure(model, args.text, args.beam)
+    except ValueError as err:
+        raise NmtError(str(err)) from None
+    try:
+        fig.savefig(args.out, dpi=120)
+    except OSError as err:
+        raise NmtError(f"Cannot write {args.out}: {err.strerror}. Choose a writable path.") from None
+    plt.close("all")
+    print(translation)
+    log.info("wrote %s", args.out)

@@ -1,0 +1,106 @@
+"""Every model through the real command line: fit (tiny), translate greedy and beam, plots, averaging."""
+
+import pytest
+
+from nmt.plotting import attention_figure
+from tests.conftest import checkpoint, run_nmt
+
+MODELS = ["transformer", "gru", "bahdanau", "luong"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_translate_beam_and_greedy(name, tiny_runs, tiny_corpus):
+    ckpt = str(checkpoint(tiny_runs[name]))
+    source = "".join(line + "\n" for line in (tiny_corpus / "test.en").read_text().splitlines()[:6])
+    greedy = run_nmt("translate", "--ckpt", ckpt, stdin=source)
+    beam1 = run_nmt("translate", "--ckpt", ckpt, "--beam", "1", stdin=source)
+    beam5 = run_nmt("translate", "--ckpt", ckpt, "--beam", "5", "--nbest", "2", "--scores", stdin=source)
+    assert greedy.returncode == beam1.returncode == beam5.returncode == 0, beam5.stderr[-2000:]
+    assert greedy.stdout == beam1.stdout and len(greedy.stdout.splitlines()) == 6
+    lines = beam5.stdout.splitlines()
+    assert len(lines) == 12  # 2 hypotheses per input line
+    scores = [float(line.rsplit("\t", 1)[1]) for line in lines]
+    assert all(scores[i] >= scores[i + 1] for i in range(0, 12, 2))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_plot_attention(name, tiny_runs, tmp_path):
+    out = tmp_path / "a.png"
+    result = run_nmt("plot-attention", "--ckpt", str(checkpoint(tiny_runs[name])), "--text",
+                     "On March 21, 1987, twenty-one people arrived.", "--out", str(out))  # fmt: skip
+    if name == "gru":
+        assert result.returncode == 2 and "no attention to plot" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_transformer_layer_and_head(tiny_run, tmp_path):
+    ckpt = str(checkpoint(tiny_run))
+    ok = run_nmt("plot-attention", "--ckpt", ckpt, "--text", "Hello.", "--out", str(tmp_path / "h.png"),
+                 "--layer", "0", "--head", "1")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    bad = run_nmt("plot-attention", "--ckpt", ckpt, "--text", "Hello.", "--out", str(tmp_path / "x.png"), "--head", "7")
+    assert bad.returncode == 2 and "head 7 is outside" in bad.stderr
+
+
+def test_figure_tick_labels_and_size():
+    src = [f"s{i}" for i in range(40)]
+    tgt = [f"t{i}" for i in range(40)]
+    fig = attention_figure([[1 / 40] * 40 for _ in tgt], src, tgt, "title")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == src
+    assert [t.get_text() for t in ax.get_yticklabels()] == tgt
+    width, height = fig.get_size_inches()
+    assert width >= 12 and height >= 12  # about 0.3 inch per token: labels stay legible
+
+
+def test_average_checkpoints_translates(tiny_run, tmp_path, tiny_corpus):
+    import torch
+
+    best, last = checkpoint(tiny_run, "best.ckpt"), checkpoint(tiny_run, "last.ckpt")
+    out = tmp_path / "avg.ckpt"
+    result = run_nmt("average", "--ckpts", str(best), str(last), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    avg = torch.load(out, weights_only=True)
+    a = torch.load(best, weights_only=True)["state_dict"]
+    b = torch.load(last, weights_only=True)["state_dict"]
+    key = "encoder.layers.0.ff.0.weight"
+    assert torch.allclose(avg["state_dict"][key], (a[key] + b[key]) / 2)
+    translated = run_nmt("translate", "--ckpt", str(out), stdin="Anna was born on May 1, 1990.\n")
+    assert translated.returncode == 0 and len(translated.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("gru", ["--model.init_args.cell", "rnn"]),
+        ("bahdanau", ["--model.init_args.cell", "lstm"]),
+        ("luong", ["--model.init_args.score", "dot", "--model.init_args.cell", "lstm"]),
+        ("luong", ["--model.init_args.score", "concat", "--model.init_args.input_feeding", "false"]),
+    ],
+)
+def test_cells_and_scores_train_and_translate(name, options, tiny_runs, tmp_path):
+    args = [*tiny_runs.args(name), "--trainer.max_steps", "3", "--trainer.val_check_interval", "3", *options]
+    fit = run_nmt("fit", *args, "--trainer.default_root_dir", str(tmp_path))
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    ckpt = checkpoint(tmp_path, "last.ckpt")
+    import torch
+
+    hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert hparams[options[0].rsplit(".", 1)[1]] == options[1] or options[1] == "false"
+    out = run_nmt("translate", "--ckpt", str(ckpt), "--beam", "3", stdin="On Monday, Anna saw two dogs.\n")
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 1
+
+
+def test_scripts_translate_is_the_same_command(tiny_run):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    line = "There are two cats in the park.\n"
+    script = subprocess.run([sys.executable, str(REPO / "scripts/translate.py"), "--ckpt", str(checkpoint(tiny_run))],
+                            input=line, capture_output=True, text=True)  # fmt: skip
+    assert script.returncode == 0, script.stderr[-2000:]
+    assert script.stdout == run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), stdin=line).stdout
