@@ -5,7 +5,7 @@ set -euo pipefail
 . "$(dirname "$0")/install.sh"
 root=${1:-runs/quickstart}
 nmt fit --trainer.default_root_dir "$root"
-ckpt=$(ls -t "$root"/lightning_logs/version_*/checkpoints/best.ckpt | head -n 1)
+ckpt="$root/checkpoints/best.ckpt"
 echo "[quickstart] best checkpoint: $ckpt"
 nmt test --trainer.default_root_dir "$root" --ckpt_path "$ckpt"
 python -m nmt.data.synthetic data/embedded

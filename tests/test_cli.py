@@ -15,7 +15,7 @@ def test_fit_writes_self_contained_checkpoints(tiny_run):
     assert ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
     assert ckpt["hyper_parameters"]["d_model"] == 32 and ckpt["hyper_parameters"]["src_vocab_size"] == 120
     assert last.is_file()
-    log_dir = best.parent.parent
+    log_dir = next(tiny_run.rglob("metrics.csv")).parent
     metrics = (log_dir / "metrics.csv").read_text()
     assert "val/bleu" in metrics and "val/chrf" in metrics and "val/ppl" in metrics
     samples = (log_dir / "samples.csv").read_text(encoding="utf-8").splitlines()
@@ -42,7 +42,12 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
 def test_test_command_prints_scores_with_signature(tiny_runs):
     root = tiny_runs["transformer"]
     result = run_nmt(
-        "test", *tiny_runs.args("transformer"), "--ckpt_path", str(checkpoint(root)), "--trainer.default_root_dir", str(root)
+        "test",
+        *tiny_runs.args("transformer"),
+        "--ckpt_path",
+        str(checkpoint(root)),
+        "--trainer.default_root_dir",
+        str(root),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"test BLEU = \d+\.\d\d +\(nrefs:1\|case:mixed\|eff:no\|tok:13a", result.stdout)

@@ -29,9 +29,11 @@ def test_separate_vocabularies_and_serialisation():
         Tokenizer.from_dict(broken)
 
 
-def test_too_large_vocabulary_gives_advice():
-    with pytest.raises(NmtError, match=r"--data.vocab_size to at most \d+"):
+def test_impossible_vocabulary_sizes_give_advice():
+    with pytest.raises(NmtError, match=r"supports at most \d+\. Set --data.vocab_size \d+ or less"):
         Tokenizer.train(SRC, TGT, vocab_size=5000)
+    with pytest.raises(NmtError, match=r"characters alone need \d+\. Set --data.vocab_size \d+ or more"):
+        Tokenizer.train(SRC, TGT, vocab_size=10)
 
 
 def test_cache_is_reused_not_retrained(tiny_corpus, tmp_path, monkeypatch):

@@ -119,6 +119,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self.resume: tuple[int, int] | None = None  # (epoch, batches already done) after a restart
         self._cache: tuple[int, list[list[int]]] | None = None
         # Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``: that is us.
         self.sampler = self
@@ -156,7 +157,11 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         return self._cache[1]
 
     def __iter__(self):
-        return iter(self.batches())
+        batches = self.batches()
+        if self.resume is not None and self.resume[0] == self.epoch:
+            batches = batches[self.resume[1] :]  # continue a restarted epoch where it stopped
+        self.resume = None
+        return iter(batches)
 
     def __len__(self) -> int:
         return len(self.batches())

@@ -110,6 +110,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.tokenizer: Tokenizer | None = None
         self.datasets: dict[str, PairDataset] = {}
         self.texts: dict[str, corpus.ParallelText] = {}
+        self._resume: tuple[int, int] | None = None
 
     # Linked into the model by the CLI (SentencePiece gives exactly vocab_size pieces).
     @property
@@ -230,10 +231,27 @@ class TranslationDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            # Its own generator: creating an iterator would otherwise draw from the global RNG,
+            # which dropout uses, and a resumed run creates its iterators at other moments.
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.hparams.train_split, train=True)
+        loader = self._loader(self.hparams.train_split, train=True)
+        loader.batch_sampler.resume, self._resume = self._resume, None
+        return loader
+
+    def state_dict(self) -> dict:
+        """Where training stands in the current epoch, so a resumed run continues with the next batch."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        loop = trainer.fit_loop.epoch_loop
+        return {"epoch": trainer.current_epoch, "batches_done": loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.val_split, train=False)

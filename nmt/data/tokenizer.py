@@ -20,6 +20,21 @@ from nmt.errors import NmtError
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
+def _advice(err: str, vocab_size: int, n: int) -> str:
+    """SentencePiece's training error turned into what to change."""
+    what = f"SentencePiece cannot build a vocabulary of {vocab_size} pieces from this corpus ({n} sentences)"
+    too_high = re.search(r"Vocabulary size too high.*<= (\d+)", err)
+    if too_high:
+        return f"{what}: it supports at most {too_high.group(1)}. Set --data.vocab_size {too_high.group(1)} or less."
+    too_low = re.search(r"smaller than required_chars\. \d+ vs (\d+)", err)
+    if too_low:
+        return (
+            f"{what}: its characters alone need {too_low.group(1)}. Set --data.vocab_size {too_low.group(1)} "
+            "or more, or lower --data.character_coverage."
+        )
+    return f"SentencePiece training failed: {err}"
+
+
 def _train_model(sentences: list[str], vocab_size: int, model_type: str, coverage: float) -> bytes:
     buffer = io.BytesIO()
     try:
@@ -39,15 +54,7 @@ def _train_model(sentences: list[str], vocab_size: int, model_type: str, coverag
             minloglevel=2,
         )
     except RuntimeError as err:
-        match = re.search(r"<= (\d+)", str(err))
-        if "Vocabulary size" in str(err) or "vocab_size" in str(err):
-            most = f" at most {match.group(1)}" if match else " smaller"
-            raise NmtError(
-                f"SentencePiece cannot build a vocabulary of {vocab_size} pieces from this corpus "
-                f"({len(sentences)} sentences): {str(err).rstrip('.')}. "
-                f"Set --data.vocab_size to{most}, or use a larger corpus."
-            ) from None
-        raise NmtError(f"SentencePiece training failed: {err}") from None
+        raise NmtError(_advice(str(err).rstrip("."), vocab_size, len(sentences))) from None
     return buffer.getvalue()
 
 

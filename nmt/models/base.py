@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from nmt import metrics, search
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID, Tokenizer
+from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         max_len_a, max_len_b: decoding stops after ``a * source_length + b`` tokens.
         val_beam, test_beam: beam size for validation (1 = greedy) and test decoding.
         length_penalty: GNMT alpha for beam search (see :mod:`nmt.search`).
+        compile: run the teacher-forced forward through ``torch.compile``; if compiling fails
+            (no compiler, unsupported platform) training continues without it, with a warning.
     """
 
     def __init__(
@@ -92,11 +95,15 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         val_beam: int = 1,
         test_beam: int = 5,
         length_penalty: float = 1.0,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()  # collects the subclass's arguments too
         self.tokenizer: Tokenizer | None = None
         self._eval: dict[str, list] = {}
+        self._compiled = None
+        if compile:
+            self.compile_model()
 
     max_source_positions = 1024  # longest source the model accepts; longer ones are truncated
 
@@ -118,12 +125,37 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         return reorder_tensors(state, index)
 
     # ------------------------------------------------------------------ training
+    def compile_model(self) -> None:
+        """Use ``torch.compile`` for the teacher-forced forward (first call decides; falls back to eager)."""
+        self._compiled = torch.compile(self.forward, dynamic=True)
+
+    def _train_forward(self, batch: Batch) -> torch.Tensor:
+        if self._compiled is not None:
+            try:
+                return self._compiled(batch)
+            except Exception as err:  # any compiler failure: keep training, uncompiled
+                log.warning("torch.compile failed (%s: %s); training continues without it", type(err).__name__, err)
+                self._compiled = None
+        return self(batch)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss_sum, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, self.hparams.label_smoothing)
+        loss_sum, nll_sum = label_smoothed_nll(self._train_forward(batch), batch.tgt_out, self.hparams.label_smoothing)
         loss = loss_sum / batch.ntokens
+        self._check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.ntokens)
         self.log("train/nll", nll_sum / batch.ntokens, batch_size=batch.ntokens)
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop before a non-finite loss reaches the weights (fp16 runs: the gradient scaler skips the step)."""
+        if "16-mixed" == str(self.trainer.precision) or bool(torch.isfinite(loss)):
+            return
+        raise NmtError(
+            f"Training stopped at step {self.global_step}: the loss is {loss.item()}. The weights are untouched "
+            "and saved as last.ckpt. Try a lower --model.init_args.lr (now "
+            f"{self.hparams.lr}), a smaller --trainer.gradient_clip_val, bf16-mixed instead of 16-mixed "
+            "precision, or look for broken lines in the corpus; then resume with --ckpt_path last."
+        )
 
     def configure_optimizers(self):
         decay, no_decay = [], []
@@ -217,5 +249,15 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint.get("nmt", {}).get("tokenizer")
-        if stored is not None:
-            self.tokenizer = Tokenizer.from_dict(stored)
+        if stored is None:
+            return
+        tokenizer = Tokenizer.from_dict(stored)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        ours = getattr(datamodule, "tokenizer", None)
+        if ours is not None and ours.digest() != tokenizer.digest():
+            raise NmtError(
+                "The checkpoint was trained with another vocabulary than the one built from this corpus and "
+                "these --data options; use the data options of the training run (same corpus, vocab_size, "
+                "joint_vocab, model_type)."
+            )
+        self.tokenizer = tokenizer

@@ -1,0 +1,97 @@
+"""Checkpoints that survive crashes and resume exactly.
+
+- :class:`AtomicCheckpointIO` writes to a temporary file in the same folder, fsyncs it and
+  renames it over the target, so a kill during a write never leaves a file that looks valid.
+- :class:`ResumeState` stores the random number generators in each checkpoint and puts them
+  back on resume; the data module stores the sampler position (see
+  ``TranslationDataModule.state_dict``), so a resumed run sees the same batches.
+- :func:`check_checkpoint` turns a wrong or damaged ``--ckpt_path`` into one clear sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from nmt.errors import NmtError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``.name.tmp``, fsync, then ``os.replace`` onto the real name."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+class ResumeState(Callback):
+    """Save and restore the CPU/CUDA and Python RNG states with every checkpoint."""
+
+    def state_dict(self) -> dict:
+        version, internal, gauss = random.getstate()
+        state = {"torch": torch.get_rng_state(), "python_version": version, "python": list(internal),
+                 "python_gauss": gauss}  # fmt: skip
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class InterruptCheckpoint(Callback):
+    """On Ctrl-C or an error during training, save ``dirpath/last.ckpt`` (not before the first step).
+
+    Lightning's ``OnExceptionCheckpoint`` is not used: it deletes its file after a normal finish,
+    and its presence makes ``fit`` resume from "last" without being asked.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if trainer.global_step > 0 and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)
+
+
+def check_checkpoint(path: str, model) -> None:
+    """Refuse, with advice, a checkpoint that is unreadable, not nmt's, or of another model/vocabulary."""
+    from nmt.translate import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get("nmt") if isinstance(ckpt, dict) else None
+    if not meta:
+        raise NmtError(f"{path} is not an nmt checkpoint (written by another program?).")
+    cls = type(model)
+    expected = f"{cls.__module__}.{cls.__qualname__}"
+    if meta["model_class"] != expected:
+        raise NmtError(
+            f"{path} holds a {meta['model_class'].rsplit('.', 1)[-1]} but this command builds a {cls.__name__}. "
+            "Pass the same --config (model) as for training."
+        )
+    theirs = ckpt.get("state_dict", {})
+    for name, tensor in model.state_dict().items():
+        if name in theirs and theirs[name].shape != tensor.shape:
+            raise NmtError(
+                f"{path} was trained with other sizes: '{name}' is {tuple(theirs[name].shape)} there and "
+                f"{tuple(tensor.shape)} here (vocabulary or model size differ). Pass the same --config and "
+                "--data/--model options as for training."
+            )

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Measure training and decoding speed of an nmt config on this machine; print a table, write JSON.
+
+    python scripts/benchmark.py --config configs/bench/transformer_d256.yaml --device cpu --out bench.json
+
+Training: target tokens per second (real, non-padding tokens) over ``--train-steps`` optimizer
+steps after ``--warmup-steps``, with the config's data module, model, optimizer and batching.
+Decoding: a fresh ``nmt translate`` process over ``--decode-lines`` sentences, greedy and beam 5,
+timed as a whole (start-up and model load included), plus the steady-state rate in-process.
+Memory: peak CPU RSS of this process, and on GPU the peak allocated memory. On GPU, model
+FLOPs utilisation (6 * params * tokens / s for training, against the device's dense bf16 peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# Dense bf16 peak TFLOP/s of devices we know (no sparsity).
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+def build(config_path: str, device: str, precision: str, compile_model: bool):
+    from lightning.pytorch.cli import instantiate_class
+
+    from nmt.data.datamodule import TranslationDataModule
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    dm = TranslationDataModule(**config.get("data", {}))
+    dm.prepare_data()
+    dm.setup("fit")
+    model_cfg = dict(config["model"])
+    init = dict(model_cfg.get("init_args", {}))
+    init.update(src_vocab_size=dm.src_vocab_size, tgt_vocab_size=dm.tgt_vocab_size)
+    if "share_embeddings" not in init:
+        init["share_embeddings"] = dm.joint_vocab
+    model = instantiate_class((), {"class_path": model_cfg["class_path"], "init_args": init})
+    model.tokenizer = dm.tokenizer
+    model.to(device)
+    if compile_model:
+        model.compile_model()
+    return dm, model, config
+
+
+def train_speed(dm, model, device, precision, warmup, steps) -> dict:
+    from nmt.models.base import label_smoothed_nll
+
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.startswith("cuda"))
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(precision)
+    loader = dm.train_dataloader()
+    batches, tokens, timed = iter(loader), 0, 0.0
+    model.train()
+
+    def step():
+        nonlocal batches
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            batch = next(batches)
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
+            loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, 0.1)
+        (loss / batch.ntokens).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return batch.ntokens
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        tokens += step()
+    _sync(device)
+    timed = time.perf_counter() - start
+    return {"steps": steps, "target_tokens": tokens, "seconds": timed, "tokens_per_s": tokens / timed}
+
+
+def decode_steady(model, lines, beam, max_tokens) -> dict:
+    from nmt.translate import translate
+
+    model.eval()
+    translate(model, lines[:32], beam=beam, max_tokens=max_tokens)  # warm-up
+    _sync(str(model.device))
+    start = time.perf_counter()
+    out = translate(model, lines, beam=beam, max_tokens=max_tokens)
+    _sync(str(model.device))
+    seconds = time.perf_counter() - start
+    ntok = sum(len(model.tokenizer.tgt.encode(o)) for o in out)
+    return {"sentences_per_s": len(lines) / seconds, "tokens_per_s": ntok / seconds, "seconds": seconds}
+
+
+def decode_process(ckpt: Path, src: Path, beam: int, device: str, max_tokens: int) -> float:
+    cmd = [sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--input", str(src), "--beam", str(beam),
+           "--device", device, "--max-tokens", str(max_tokens), "--output", os.devnull]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO)
+    return time.perf_counter() - start
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["32", "bf16", "16"], default="32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back if unsupported)")
+    parser.add_argument("--warmup-steps", type=int, default=10)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--decode-lines", type=int, default=500)
+    parser.add_argument("--decode-max-tokens", type=int, default=4096)
+    parser.add_argument("--out", default="benchmark.json")
+    args = parser.parse_args()
+
+    dm, model, config = build(args.config, args.device, args.precision, args.compile)
+    params = sum(p.numel() for p in model.parameters())
+    result = {
+        "config": args.config,
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
+        "cpu_threads": torch.get_num_threads(),
+        "precision": args.precision,
+        "parameters": params,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    result["train"] = train_speed(dm, model, args.device, args.precision, args.warmup_steps, args.train_steps)
+
+    lines = dm.texts[dm.hparams.test_split].src if dm.hparams.test_split in dm.texts else None
+    if lines is None:
+        dm.setup("test")
+        lines = dm.texts[dm.hparams.test_split].src
+    lines = lines[: args.decode_lines]
+    result["decode"] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src.txt"
+        src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        ckpt = Path(tmp) / "model.ckpt"
+        torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                    "nmt": {"format": 1, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                            "tokenizer": model.tokenizer.to_dict()}}, ckpt)  # fmt: skip
+        for beam in (1, 5):
+            steady = decode_steady(model, lines, beam, args.decode_max_tokens)
+            steady["process_seconds"] = decode_process(ckpt, src, beam, args.device, args.decode_max_tokens)
+            result["decode"][f"beam{beam}"] = steady
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.device.startswith("cuda"):
+        result["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in result["device_name"]), None)
+        if peak:
+            result["train"]["mfu"] = 6 * params * result["train"]["tokens_per_s"] / (peak * 1e12)
+
+    t, d = result["train"], result["decode"]
+    print(f"\n{args.config} on {args.device} ({result['device_name']}, {result['cpu_threads']} threads), "
+          f"{params / 1e6:.1f} M parameters, precision {args.precision}")  # fmt: skip
+    print(f"{'training':<28}{t['tokens_per_s']:>12,.0f} target tokens/s  ({t['steps']} steps)")
+    for beam in (1, 5):
+        r = d[f"beam{beam}"]
+        print(f"{'decoding beam ' + str(beam):<28}{r['sentences_per_s']:>12,.1f} sentences/s {r['tokens_per_s']:>9,.0f}"
+              f" tokens/s  ({len(lines)} sentences: {r['process_seconds']:.1f} s whole process)")  # fmt: skip
+    print(f"{'peak CPU RSS':<28}{result['peak_rss_mib']:>12,.0f} MiB")
+    if "gpu_peak_allocated_mib" in result:
+        print(f"{'peak GPU allocated':<28}{result['gpu_peak_allocated_mib']:>12,.0f} MiB")
+    if "mfu" in t:
+        print(f"{'model FLOPs utilisation':<28}{100 * t['mfu']:>11.1f} %")
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Issue 5 on CPU: DDP with two processes, bf16 mixed precision, the torch.compile fallback."""
+
+import csv
+import json
+
+import sacrebleu
+import torch
+
+from nmt.data.datamodule import TranslationDataModule
+from nmt.translate import load_model, translate
+from tests.conftest import run_nmt
+
+
+def metrics(root):
+    rows = list(csv.DictReader(next(root.rglob("metrics.csv")).open()))
+    return rows
+
+
+def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_corpus, tmp_path):
+    probe = tmp_path / "probe"
+    result = run_nmt(
+        "fit", *tiny_runs.args("transformer"),
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.max_steps", "6", "--trainer.val_check_interval", "6",
+        "--trainer.callbacks+=tests.ddp_probe.RecordBatches", f"--trainer.callbacks.out_dir={probe}",
+        "--trainer.default_root_dir", str(tmp_path / "R"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 for r in ranks)
+    train = [set(i for b in r["train"] for i in b) for r in ranks]
+    assert len(ranks[0]["train"]) == len(ranks[1]["train"]) == 6  # equal shares
+    # Within an epoch the shards are disjoint (the tiny corpus has more than 6 batches a rank).
+    assert not train[0] & train[1]
+    val = [i for r in ranks for b in r["val"] for i in b]
+    assert sorted(val) == list(range(24))  # every validation sentence decoded exactly once
+    # val/bleu is corpus BLEU over all 24 gathered hypotheses: the same as one process decoding them all.
+    logged = [float(r["val/bleu"]) for r in metrics(tmp_path / "R") if r.get("val/bleu")]
+    model = load_model(tmp_path / "R" / "checkpoints" / "last.ckpt")
+    dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120)
+    dm.setup("validate")
+    hyps = translate(model, dm.texts["val"].src)
+    assert abs(logged[-1] - sacrebleu.corpus_bleu(hyps, [dm.texts["val"].tgt]).score) < 1e-4
+
+
+def test_bf16_mixed_on_cpu_loss_falls(tiny_runs, tmp_path):
+    result = run_nmt(
+        "fit", *tiny_runs.args("transformer"), "--trainer.precision", "bf16-mixed",
+        "--trainer.max_steps", "40", "--trainer.val_check_interval", "40", "--trainer.log_every_n_steps", "1",
+        "--samples.num_sentences", "0", "--trainer.default_root_dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [float(r["train/loss"]) for r in metrics(tmp_path) if r.get("train/loss")]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
+    from nmt.data.batching import Batch
+    from nmt.models.transformer import TransformerSeq2Seq
+
+    def broken(fn, **kwargs):
+        def run(*a, **k):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, compile=True)
+    batch = Batch.collate([(0, [5, 6, 3], [2, 7, 3])])
+    with caplog.at_level("WARNING", logger="nmt"):
+        logits = model._train_forward(batch)
+    assert logits.shape == (1, 2, 20) and model._compiled is None
+    assert "torch.compile failed (RuntimeError: no compiler here)" in caplog.text
