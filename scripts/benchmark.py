@@ -7,6 +7,8 @@ Training: target tokens per second (real, non-padding tokens) over ``--train-ste
 steps after ``--warmup-steps``, with the config's data module, model, optimizer and batching.
 Decoding: a fresh ``nmt translate`` process over ``--decode-lines`` sentences, greedy and beam 5,
 timed as a whole (start-up and model load included), plus the steady-state rate in-process.
+Decoding speed depends on how long the outputs are, so give a trained checkpoint with ``--ckpt``
+(the model trained for the timing above is far from converged and stops almost at once).
 Memory: peak CPU RSS of this process, and on GPU the peak allocated memory. On GPU, model
 FLOPs utilisation (6 * params * tokens / s for training, against the device's dense bf16 peak).
 """
@@ -114,6 +116,13 @@ def decode_process(ckpt: Path, src: Path, beam: int, device: str, max_tokens: in
     return time.perf_counter() - start
 
 
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--decode-lines", type=int, default=500)
     parser.add_argument("--decode-max-tokens", type=int, default=4096)
+    parser.add_argument("--ckpt", help="trained checkpoint to decode with (default: the briefly trained model)")
     parser.add_argument("--out", default="benchmark.json")
     args = parser.parse_args()
 
@@ -137,7 +147,7 @@ def main() -> None:
     result = {
         "config": args.config,
         "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "precision": args.precision,
         "parameters": params,
@@ -158,9 +168,15 @@ def main() -> None:
         src = Path(tmp) / "src.txt"
         src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         ckpt = Path(tmp) / "model.ckpt"
-        torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                    "nmt": {"format": 1, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-                            "tokenizer": model.tokenizer.to_dict()}}, ckpt)  # fmt: skip
+        if args.ckpt:
+            from nmt.translate import load_model
+
+            ckpt, model = Path(args.ckpt), load_model(args.ckpt, args.device)
+            result["decode_ckpt"] = args.ckpt
+        else:
+            torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                        "nmt": {"format": 1, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                                "tokenizer": model.tokenizer.to_dict()}}, ckpt)  # fmt: skip
         for beam in (1, 5):
             steady = decode_steady(model, lines, beam, args.decode_max_tokens)
             steady["process_seconds"] = decode_process(ckpt, src, beam, args.device, args.decode_max_tokens)
@@ -173,6 +189,8 @@ def main() -> None:
             result["train"]["mfu"] = 6 * params * result["train"]["tokens_per_s"] / (peak * 1e12)
 
     t, d = result["train"], result["decode"]
+    if args.ckpt:
+        print(f"decoding with {args.ckpt}")
     print(f"\n{args.config} on {args.device} ({result['device_name']}, {result['cpu_threads']} threads), "
           f"{params / 1e6:.1f} M parameters, precision {args.precision}")  # fmt: skip
     print(f"{'training':<28}{t['tokens_per_s']:>12,.0f} target tokens/s  ({t['steps']} steps)")

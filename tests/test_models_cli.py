@@ -104,3 +104,25 @@ def test_scripts_translate_is_the_same_command(tiny_run):
                             input=line, capture_output=True, text=True)  # fmt: skip
     assert script.returncode == 0, script.stderr[-2000:]
     assert script.stdout == run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), stdin=line).stdout
+
+
+def test_jsonl_alignments_and_precision(tiny_run, tmp_path):
+    import json
+
+    stdin = "On Monday, Anna saw two dogs.\n\nThe book costs five euros.\n"
+    result = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), "--beam", "3", "--nbest", "2",
+                     "--format", "jsonl", "--alignments", "--precision", "bf16", stdin=stdin)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == stdin.splitlines()
+    assert records[1]["hypotheses"] == []  # empty line, empty result
+    first = records[0]["hypotheses"]
+    assert len(first) == 2 and first[0]["score"] >= first[1]["score"]
+    hyp = first[0]
+    assert len(hyp["token_scores"]) == len(hyp["tokens"]) + 1  # + EOS
+    assert len(hyp["attention"]) == len(hyp["tokens"]) + 1
+    text = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), "--alignments", "--scores", stdin=stdin)
+    columns = text.stdout.splitlines()[0].split("\t")
+    assert len(columns) == 3 and all("-" in pair for pair in columns[2].split())
+    bad = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), "--output", "/proc/nope/hyp.txt", stdin=stdin)
+    assert bad.returncode == 2 and "Cannot write /proc/nope/hyp.txt" in bad.stderr

@@ -4,9 +4,9 @@ import torch
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import BOS_ID, EOS_ID
 from nmt.models.bahdanau import BahdanauSeq2Seq
-from nmt.models.base import label_smoothed_nll
 from nmt.models.gru import GRUSeq2Seq
 from nmt.models.luong import LuongSeq2Seq
+from tests.helpers import train_losses
 
 PAIRS = [(0, [5, 6, 7, 8, EOS_ID], [BOS_ID, 9, 10, 11, EOS_ID]), (1, [5, 12, EOS_ID], [BOS_ID, 13, EOS_ID])]
 SMALL = dict(src_vocab_size=30, tgt_vocab_size=30, emb_size=8, hidden_size=12, dropout=0.0)
@@ -58,16 +58,7 @@ def test_padding_never_leaks_into_states(cls, extra):
 
 @pytest.mark.parametrize("cls,extra", VARIANTS, ids=IDS)
 def test_loss_falls_on_a_tiny_batch(cls, extra):
-    model = build(cls, extra).train()
-    batch = Batch.collate(PAIRS)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, 0.0)
-        (loss / batch.ntokens).backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item() / batch.ntokens)
+    losses = train_losses(build(cls, extra), Batch.collate(PAIRS), steps=25, lr=1e-2)
     assert losses[-1] < 0.5 * losses[0]
 
 

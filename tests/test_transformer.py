@@ -69,17 +69,7 @@ def test_embeddings_shared_and_tied():
 
 
 def test_loss_falls_on_a_tiny_batch():
-    from nmt.models.base import label_smoothed_nll
+    from tests.helpers import train_losses
 
-    model = tiny()
-    model.train()
-    batch = Batch.collate(PAIRS)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, 0.1)
-        (loss / batch.ntokens).backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item() / batch.ntokens)
+    losses = train_losses(tiny(), Batch.collate(PAIRS), steps=30, lr=3e-3, smoothing=0.1)
     assert losses[-1] < 0.5 * losses[0]
