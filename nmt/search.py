@@ -67,15 +67,18 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_a: float = 1.5, max_len_b: int = 10) -> Hypotheses:
-    """The most probable token at each step, for the whole batch at once (scores: alpha = 0)."""
-    batch = src.size(0)
+    """The most probable token at each step (scores: alpha = 0); finished sentences leave the batch."""
+    device, B, S = src.device, src.size(0), src.size(1)
     limit = max_lengths(src_mask, max_len_a, max_len_b)
+    steps = int(limit.max()) + 1
+    tokens = torch.full((B, steps), PAD_ID, dtype=torch.long, device=device)
+    token_scores = torch.zeros(B, steps, device=device)
+    attention: torch.Tensor | None = None
+    ids = torch.arange(B, device=device)  # the sentences still decoding
     state = model.encode(src, src_mask)
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    tokens, scores, attentions = [], [], []
-    for t in range(int(limit.max()) + 1):
-        log_probs, state, attn = model.decode_step(prev, state)  # (B, V), (B, S)
+    prev = torch.full((B,), BOS_ID, dtype=torch.long, device=device)
+    for t in range(steps):
+        log_probs, state, attn = model.decode_step(prev, state)  # (b, V), (b, S)
         log_probs = log_probs.float()
         log_probs[:, PAD_ID] = NEG_INF
         log_probs[:, BOS_ID] = NEG_INF
@@ -83,21 +86,26 @@ def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_a: float = 
         at_limit = limit <= t  # forced EOS at the length limit
         nxt = torch.where(at_limit, torch.full_like(nxt, EOS_ID), nxt)
         step_score = torch.where(at_limit, log_probs[:, EOS_ID], step_score)
-        nxt = nxt.masked_fill(finished, PAD_ID)
-        tokens.append(nxt)
-        scores.append(step_score.masked_fill(finished, 0.0))
+        tokens[ids, t] = nxt
+        token_scores[ids, t] = step_score
         if attn is not None:
-            attentions.append(attn.float().masked_fill(finished[:, None], 0.0))
-        finished |= nxt == EOS_ID
+            if attention is None:
+                attention = torch.zeros(B, steps, S, device=device)
+            attention[ids, t] = attn.float()
+        going = nxt != EOS_ID
+        if not bool(going.all()):
+            if not bool(going.any()):
+                break
+            ids, limit, nxt = ids[going], limit[going], nxt[going]
+            state = model.reorder_state(state, going.nonzero().squeeze(1))
         prev = nxt
-        if bool(finished.all()):
-            break
-    token_scores = torch.stack(scores, 1)[:, None]  # (B, 1, T)
+    length = int((tokens != PAD_ID).sum(-1).max())
+    token_scores = token_scores[:, None, :length]  # (B, 1, T)
     return Hypotheses(
-        tokens=torch.stack(tokens, 1)[:, None],
+        tokens=tokens[:, None, :length],
         token_scores=token_scores,
         score=token_scores.sum(-1),
-        attention=torch.stack(attentions, 1)[:, None] if attentions else None,
+        attention=None if attention is None else attention[:, None, :length],
     )
 
 
@@ -107,6 +115,11 @@ def _extend(history: torch.Tensor, flat: torch.Tensor, t: int, value: torch.Tens
     out = history.flatten(0, 1)[flat].view(B, -1, *history.shape[2:])
     out[:, :, t] = value
     return out
+
+
+def _compact(keep: torch.Tensor, *tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The rows ``keep`` (a boolean mask over sentences) of each tensor (None stays None)."""
+    return [None if x is None else x[keep] for x in tensors]
 
 
 @torch.inference_mode()
@@ -120,16 +133,27 @@ def beam_search(
     max_len_a: float = 1.5,
     max_len_b: int = 10,
 ) -> Hypotheses:
-    """Batched beam search; see the module docstring for scoring and stopping."""
+    """Batched beam search; see the module docstring for scoring and stopping.
+
+    Sentences that are done leave the batch (as in fairseq), so the decoder only runs for the
+    ones still searching; within a sentence, reordering beams leaves the model's
+    ``source_state`` (encoder output and its projections) untouched.
+    """
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be between 1 and beam={beam}, got {nbest}")
     device, B, K, S = src.device, src.size(0), beam, src.size(1)
     limit = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
     steps = int(limit.max()) + 1
-    rows = torch.arange(B, device=device)
+    # The results of all B sentences, filled in as sentences finish.
+    out_tokens = torch.full((B, nbest, steps), PAD_ID, dtype=torch.long, device=device)
+    out_tok_scores = torch.zeros(B, nbest, steps, device=device)
+    out_scores = torch.full((B, nbest), NEG_INF, device=device)
+    out_attn: torch.Tensor | None = None
 
+    # The sentences still searching (b of them; ``ids`` are their rows in the output).
+    ids = torch.arange(B, device=device)
     state = model.encode(src, src_mask)
-    state = model.reorder_state(state, rows.repeat_interleave(K))  # B*K rows
+    state = model.reorder_state(state, ids.repeat_interleave(K))  # B*K rows
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence to start with
     alive_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
@@ -139,12 +163,13 @@ def beam_search(
     fin_tok_scores = torch.zeros(B, nbest, steps, device=device)
     fin_attn: torch.Tensor | None = None
     fin_scores = torch.full((B, nbest), NEG_INF, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
     prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
 
     for t in range(steps):
-        log_probs, state, attn = model.decode_step(prev, state)  # (B*K, V), (B*K, S)
-        log_probs = log_probs.float().view(B, K, -1)
+        b = ids.size(0)
+        rows = torch.arange(b, device=device)
+        log_probs, state, attn = model.decode_step(prev, state)  # (b*K, V), (b*K, S)
+        log_probs = log_probs.float().view(b, K, -1)
         V = log_probs.size(-1)
         at_limit = (limit <= t)[:, None, None]  # forced EOS at the length limit
         eos_only = torch.full_like(log_probs, NEG_INF)
@@ -153,25 +178,25 @@ def beam_search(
         log_probs[..., PAD_ID] = NEG_INF
         log_probs[..., BOS_ID] = NEG_INF
 
-        cand = (scores.unsqueeze(-1) + log_probs).view(B, K * V)
-        cand_scores, cand_idx = cand.topk(min(2 * K, K * V), dim=1)  # (B, 2K), best first
+        cand = (scores.unsqueeze(-1) + log_probs).view(b, K * V)
+        cand_scores, cand_idx = cand.topk(min(2 * K, K * V), dim=1)  # (b, 2K), best first
         cand_beam, cand_tok = cand_idx // V, cand_idx % V
         cand_step = cand_scores - scores.gather(1, cand_beam)  # this token's log-probability
-        flat = (rows[:, None] * K + cand_beam).view(-1)  # rows of B*K the candidates extend
+        flat = (rows[:, None] * K + cand_beam).view(-1)  # rows of b*K the candidates extend
 
         cand_tokens = _extend(alive_tokens, flat, t, cand_tok)
         cand_tok_scores = _extend(alive_tok_scores, flat, t, cand_step)
         cand_attn = None
         if attn is not None:
             if alive_attn is None:
-                alive_attn = torch.zeros(B, K, steps, S, device=device)
-                fin_attn = torch.zeros(B, nbest, steps, S, device=device)
-            cand_attn = _extend(alive_attn, flat, t, attn.float().view(B, K, S)[rows[:, None], cand_beam])
+                alive_attn = torch.zeros(b, K, steps, S, device=device)
+                fin_attn = torch.zeros(b, nbest, steps, S, device=device)
+                out_attn = torch.zeros(B, nbest, steps, S, device=device)
+            cand_attn = _extend(alive_attn, flat, t, attn.float().view(b, K, S)[rows[:, None], cand_beam])
 
-        # Finish EOS candidates that rank among the top K (and are real, of sentences not done).
+        # Finish EOS candidates that rank among the top K (and are real).
         is_eos = cand_tok == EOS_ID
-        finishing = is_eos & (torch.arange(cand_tok.size(1), device=device) < K) & ~done[:, None]
-        finishing &= cand_scores > NEG_INF
+        finishing = is_eos & (torch.arange(cand_tok.size(1), device=device) < K) & (cand_scores > NEG_INF)
         normed = cand_scores / length_penalty(torch.full_like(cand_scores, t + 1), alpha)
         pool = torch.cat([fin_scores, normed.masked_fill(~finishing, NEG_INF)], dim=1)
         fin_scores, pick = pool.topk(nbest, dim=1)
@@ -185,25 +210,42 @@ def beam_search(
 
         # The best K candidates that did not end become the open hypotheses.
         open_scores = cand_scores.masked_fill(is_eos, NEG_INF)
-        scores, keep = open_scores.topk(K, dim=1)  # (B, K)
+        scores, keep = open_scores.topk(K, dim=1)  # (b, K)
         alive_tokens = cand_tokens.gather(1, keep[..., None].expand(-1, -1, steps))
         alive_tok_scores = cand_tok_scores.gather(1, keep[..., None].expand(-1, -1, steps))
         if cand_attn is not None:
             alive_attn = cand_attn.gather(1, keep[..., None, None].expand(-1, -1, steps, S))
         prev = alive_tokens[:, :, t].reshape(-1)
+        parents = (rows[:, None] * K + cand_beam.gather(1, keep)).view(-1)  # (b*K,) rows of the state
 
         best_open = scores[:, 0] / length_penalty(torch.full_like(scores[:, 0], t + 1), alpha)
-        done |= (fin_scores[:, -1] > NEG_INF) & (best_open < fin_scores[:, -1])
+        done = (fin_scores[:, -1] > NEG_INF) & (best_open < fin_scores[:, -1])
         done |= scores[:, 0] == NEG_INF  # nothing open is left
-        if bool(done.all()):
-            break
-        scores = scores.masked_fill(done[:, None], NEG_INF)
-        state = model.reorder_state(state, (rows[:, None] * K + cand_beam.gather(1, keep)).view(-1))
+        if bool(done.any()):  # done sentences hand in their results and leave the batch
+            out_tokens[ids[done]] = fin_tokens[done]
+            out_tok_scores[ids[done]] = fin_tok_scores[done]
+            out_scores[ids[done]] = fin_scores[done]
+            if out_attn is not None:
+                out_attn[ids[done]] = fin_attn[done]
+            if bool(done.all()):
+                break
+            going = ~done
+            ids, limit, scores, alive_tokens, alive_tok_scores, alive_attn = _compact(
+                going, ids, limit, scores, alive_tokens, alive_tok_scores, alive_attn
+            )
+            fin_tokens, fin_tok_scores, fin_scores, fin_attn = _compact(
+                going, fin_tokens, fin_tok_scores, fin_scores, fin_attn
+            )
+            parents = parents.view(b, K)[going].view(-1)
+            prev = prev.view(b, K)[going].view(-1)
+            state = model.reorder_state(state, parents)
+        else:
+            state = model.reorder_state(state, parents, within_sentences=True)
 
-    length = int((fin_tokens != PAD_ID).sum(-1).max())
+    length = int((out_tokens != PAD_ID).sum(-1).max())
     return Hypotheses(
-        tokens=fin_tokens[..., :length],
-        token_scores=fin_tok_scores[..., :length],
-        score=fin_scores,
-        attention=None if fin_attn is None else fin_attn[:, :, :length],
+        tokens=out_tokens[..., :length],
+        token_scores=out_tok_scores[..., :length],
+        score=out_scores,
+        attention=None if out_attn is None else out_attn[:, :, :length],
     )

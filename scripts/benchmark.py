@@ -4,7 +4,9 @@
     python scripts/benchmark.py --config configs/bench/transformer_d256.yaml --device cpu --out bench.json
 
 Training: target tokens per second (real, non-padding tokens) over ``--train-steps`` optimizer
-steps after ``--warmup-steps``, with the config's data module, model, optimizer and batching.
+steps after ``--warmup-steps``, through the Lightning Trainer as ``nmt fit`` runs it (the config's
+data module, model, optimizer, schedule and batching; gradient clipping 1.0; no validation).
+``--profile N`` runs ``torch.profiler`` over the first N timed steps and prints the top operators.
 Decoding: a fresh ``nmt translate`` process over ``--decode-lines`` sentences, greedy and beam 5,
 timed as a whole (start-up and model load included), plus the steady-state rate in-process.
 Decoding speed depends on how long the outputs are, so give a trained checkpoint with ``--ckpt``
@@ -58,40 +60,67 @@ def build(config_path: str, device: str, precision: str, compile_model: bool):
     return dm, model, config
 
 
-def train_speed(dm, model, device, precision, warmup, steps) -> dict:
-    from nmt.models.base import label_smoothed_nll
+class _StepTimer:
+    """Times optimizer steps ``warmup`` .. ``warmup + steps`` of a Lightning run and counts their target tokens;
+    with ``profile_steps`` it also runs ``torch.profiler`` over the first of them."""
 
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.startswith("cuda"))
-    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(precision)
-    loader = dm.train_dataloader()
-    batches, tokens, timed = iter(loader), 0, 0.0
-    model.train()
+    def __init__(self, warmup: int, steps: int, device: str, profile_steps: int = 0):
+        import lightning as L
 
-    def step():
-        nonlocal batches
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            batch = next(batches)
-        batch = batch.to(device, non_blocking=True)
-        with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-            loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, 0.1)
-        (loss / batch.ntokens).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return batch.ntokens
+        outer = self
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        tokens += step()
-    _sync(device)
-    timed = time.perf_counter() - start
-    return {"steps": steps, "target_tokens": tokens, "seconds": timed, "tokens_per_s": tokens / timed}
+        class Callback(L.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                if trainer.global_step == warmup:
+                    _sync(device)
+                    outer.start = time.perf_counter()
+                    if profile_steps:
+                        outer.profiler = torch.profiler.profile(record_shapes=False)
+                        outer.profiler.start()
+                if trainer.global_step >= warmup:
+                    outer.tokens += batch.ntokens
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                if outer.profiler is not None and trainer.global_step == warmup + profile_steps:
+                    outer.profiler.stop()
+                    outer.table = outer.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+                    outer.profiler = None
+
+            def on_train_end(self, trainer, pl_module):
+                _sync(device)
+                outer.seconds = time.perf_counter() - outer.start
+
+        self.callback = Callback()
+        self.start, self.seconds, self.tokens = 0.0, 0.0, 0
+        self.profiler, self.table = None, ""
+
+
+def train_speed(dm, model, device, precision, warmup, steps, profile_steps=0) -> dict:
+    """Target tokens/s of ``nmt fit``'s own loop (Lightning Trainer, the model's optimizer and
+    schedule, gradient clipping 1.0), without validation or checkpoints."""
+    import lightning as L
+
+    timer = _StepTimer(warmup, steps, device, min(profile_steps, steps))
+    trainer = L.Trainer(
+        max_steps=warmup + steps,
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=1,
+        precision={"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[precision],
+        gradient_clip_val=1.0,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        callbacks=[timer.callback],
+    )
+    trainer.fit(model, datamodule=dm)
+    result = {"steps": steps, "target_tokens": timer.tokens, "seconds": timer.seconds,
+              "tokens_per_s": timer.tokens / timer.seconds}  # fmt: skip
+    if timer.table:
+        result["profile"] = timer.table
+    return result
 
 
 def decode_steady(model, lines, beam, max_tokens) -> dict:
@@ -139,6 +168,13 @@ def main() -> None:
     parser.add_argument("--decode-lines", type=int, default=500)
     parser.add_argument("--decode-max-tokens", type=int, default=4096)
     parser.add_argument("--ckpt", help="trained checkpoint to decode with (default: the briefly trained model)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run torch.profiler over the first N timed steps and print its top operators",
+    )
     parser.add_argument("--out", default="benchmark.json")
     args = parser.parse_args()
 
@@ -156,7 +192,10 @@ def main() -> None:
     }
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    result["train"] = train_speed(dm, model, args.device, args.precision, args.warmup_steps, args.train_steps)
+    result["train"] = train_speed(
+        dm, model, args.device, args.precision, args.warmup_steps, args.train_steps, args.profile
+    )
+    model.to(args.device)  # the Trainer may hand the model back on the CPU
 
     lines = dm.texts[dm.hparams.test_split].src if dm.hparams.test_split in dm.texts else None
     if lines is None:
@@ -189,6 +228,8 @@ def main() -> None:
             result["train"]["mfu"] = 6 * params * result["train"]["tokens_per_s"] / (peak * 1e12)
 
     t, d = result["train"], result["decode"]
+    if "profile" in t:
+        print(t["profile"])
     if args.ckpt:
         print(f"decoding with {args.ckpt}")
     print(f"\n{args.config} on {args.device} ({result['device_name']}, {result['cpu_threads']} threads), "

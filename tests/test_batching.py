@@ -22,6 +22,20 @@ def test_similar_lengths_batched_together():
     assert max(spreads) <= 3 and sum(spreads) / len(spreads) < 1
 
 
+def test_secondary_key_groups_target_lengths():
+    lengths = [((i * 7) % 5) + 20 for i in range(500)]  # ~100 pairs per padded length
+    targets = [((i * 13) % 17) + 1 for i in range(500)]
+
+    def target_padding(sampler):
+        return sum(max(targets[i] for i in b) * len(b) - sum(targets[i] for i in b) for b in sampler)
+
+    plain = TokenBudgetBatchSampler(lengths, 200, shuffle=True, seed=3)
+    keyed = TokenBudgetBatchSampler(lengths, 200, shuffle=True, seed=3, secondary=targets)
+    assert sorted(i for b in keyed for i in b) == list(range(500))
+    assert all(max(lengths[i] for i in b) * len(b) <= 200 for b in keyed)
+    assert target_padding(keyed) < target_padding(plain) / 2
+
+
 def test_shuffle_depends_on_seed_and_epoch_only():
     a = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
     b = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)

@@ -69,6 +69,6 @@ def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
     model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, compile=True)
     batch = Batch.collate([(0, [5, 6, 3], [2, 7, 3])])
     with caplog.at_level("WARNING", logger="nmt"):
-        logits = model._train_forward(batch)
+        logits = model.train_forward(batch)
     assert logits.shape == (1, 2, 20) and model._compiled is None
     assert "torch.compile failed (RuntimeError: no compiler here)" in caplog.text

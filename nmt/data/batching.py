@@ -94,7 +94,8 @@ def _pin(value):
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     """Batches of similar length whose padded size stays within ``max_tokens``.
 
-    Each epoch (``set_epoch``) sorts by length with a seeded random tie-break, cuts
+    Each epoch (``set_epoch``) sorts by length, then by ``secondary`` (the target length, as
+    fairseq does, so one batch also shares its decoder length), with a seeded random tie-break, cuts
     batches greedily under the budget and shuffles their order. With several DDP ranks,
     rank ``r`` takes batches ``r, r + world, ...``. For training (``shuffle=True``) the few
     batches left over are dropped so every rank gets the same number of disjoint batches;
@@ -109,12 +110,16 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        secondary: list[int] | None = None,
     ):
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be positive, got {max_tokens}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.lengths = torch.tensor(lengths, dtype=torch.long)
+        if secondary is not None and len(secondary) != len(lengths):
+            raise ValueError(f"secondary has {len(secondary)} entries for {len(lengths)} lengths")
+        self.secondary = None if secondary is None else torch.tensor(secondary, dtype=torch.long)
         self.max_tokens = max_tokens
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
@@ -129,11 +134,11 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def _all_batches(self) -> list[list[int]]:
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
-        if self.shuffle:  # random order first, then a stable sort: ties broken at random
-            perm = torch.randperm(len(self.lengths), generator=gen)
-            order = perm[torch.sort(self.lengths[perm], stable=True).indices]
-        else:
-            order = torch.sort(self.lengths, stable=True).indices
+        # Random order first (when shuffling), then stable sorts: secondary key, then length.
+        order = torch.randperm(len(self.lengths), generator=gen) if self.shuffle else torch.arange(len(self.lengths))
+        if self.secondary is not None:
+            order = order[torch.sort(self.secondary[order], stable=True).indices]
+        order = order[torch.sort(self.lengths[order], stable=True).indices]
         batches: list[list[int]] = []
         current: list[int] = []
         longest = 0

@@ -222,7 +222,9 @@ class TranslationDataModule(L.LightningDataModule):
         ds = self.datasets[split]
         world, rank = self._world()
         budget = self.hparams.max_tokens if train else (self.hparams.eval_max_tokens or self.hparams.max_tokens)
-        sampler = TokenBudgetBatchSampler(ds.lengths(), budget, train, self.hparams.seed, world, rank)
+        sampler = TokenBudgetBatchSampler(
+            ds.lengths(), budget, train, self.hparams.seed, world, rank, secondary=[len(t) for t in ds.tgt]
+        )
         workers = self.hparams.num_workers
         return DataLoader(
             ds,

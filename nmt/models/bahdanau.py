@@ -28,6 +28,8 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         **kwargs: see :class:`~nmt.models.recurrent.RecurrentSeq2Seq`.
     """
 
+    source_state = frozenset({"keys", "values", "src_mask"})
+
     def __init__(self, attention_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         hp = self.hparams

@@ -120,16 +120,27 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
     def decode_step(self, prev_tokens: torch.Tensor, state):
         """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
 
-    def reorder_state(self, state, index: torch.Tensor):
-        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first."""
+    #: Entries of a dict state that depend only on the source sentence (encoder output, its
+    #: projections, the mask): every beam of a sentence holds the same rows, so a reorder that
+    #: stays within sentences can leave them alone.
+    source_state: frozenset[str] = frozenset()
+
+    def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
+        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
+
+        ``within_sentences``: ``index`` only moves rows among the beams of each sentence, so
+        the ``source_state`` entries are kept as they are.
+        """
+        if within_sentences and isinstance(state, dict) and self.source_state:
+            return {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
         return reorder_tensors(state, index)
 
     # ------------------------------------------------------------------ training
     def compile_model(self) -> None:
-        """Use ``torch.compile`` for the teacher-forced forward (first call decides; falls back to eager)."""
+        """Use ``torch.compile`` for ``train_forward`` (first call decides; falls back to eager)."""
         self._compiled = torch.compile(self.forward, dynamic=True)
 
-    def _train_forward(self, batch: Batch) -> torch.Tensor:
+    def train_forward(self, batch: Batch) -> torch.Tensor:
         if self._compiled is not None:
             try:
                 return self._compiled(batch)
@@ -139,7 +150,7 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         return self(batch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss_sum, nll_sum = label_smoothed_nll(self._train_forward(batch), batch.tgt_out, self.hparams.label_smoothing)
+        loss_sum, nll_sum = label_smoothed_nll(self.train_forward(batch), batch.tgt_out, self.hparams.label_smoothing)
         loss = loss_sum / batch.ntokens
         self._check_finite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.ntokens)

@@ -26,6 +26,8 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
     to False, as in the paper).
     """
 
+    source_state = frozenset({"context"})
+
     def __init__(self, bidirectional: bool = False, **kwargs):
         super().__init__(bidirectional=bidirectional, **kwargs)
         hp = self.hparams

@@ -30,6 +30,8 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
         **kwargs: see :class:`~nmt.models.recurrent.RecurrentSeq2Seq`.
     """
 
+    source_state = frozenset({"keys", "values", "src_mask"})
+
     def __init__(self, score: str = "general", input_feeding: bool = True, **kwargs):
         super().__init__(**kwargs)
         hp = self.hparams

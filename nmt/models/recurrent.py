@@ -18,6 +18,7 @@ from torch import nn
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID
 from nmt.models.base import Seq2SeqSystem
+from nmt.modules.dropout import Dropout
 from nmt.modules.rnn import Bridge, Readout, RNNEncoder, make_rnn
 
 
@@ -56,7 +57,7 @@ class RecurrentSeq2Seq(Seq2SeqSystem):
         self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(hp.tgt_vocab_size, emb_size, PAD_ID)
         self.encoder = RNNEncoder(cell, emb_size, hidden_size, num_layers, dropout, bidirectional)
         self.bridge = Bridge(hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def make_decoder(self, input_size: int) -> nn.RNNBase:
         """The decoder's recurrent stack (unidirectional, ``num_layers`` x ``hidden_size``)."""

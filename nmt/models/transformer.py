@@ -26,6 +26,8 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         d_model: model width. n_heads: attention heads. d_ff: feed-forward width.
         encoder_layers, decoder_layers: stack depths.
         dropout: residual/embedding dropout. attention_dropout: dropout on attention weights.
+        activation_dropout: dropout on the feed-forward ReLU output (fairseq's ``activation_dropout``;
+            off by default as in fairseq; JoeyNMT and tensor2tensor use the residual rate here).
         pre_norm: LayerNorm before each sublayer (stable without long warm-up); False gives the
             original post-norm.
         share_embeddings: share source and target embeddings (needs a joint vocabulary;
@@ -37,6 +39,8 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         **kwargs: shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
     """
 
+    source_state = frozenset({"cross_kv", "src_mask"})
+
     def __init__(
         self,
         d_model: int = 128,
@@ -46,6 +50,7 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         decoder_layers: int = 2,
         dropout: float = 0.1,
         attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
         pre_norm: bool = True,
         share_embeddings: bool = True,
         tie_output: bool = True,
@@ -65,7 +70,7 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         self.tgt_embed = self.src_embed if share_embeddings else Embedding(
             hp.tgt_vocab_size, d_model, PAD_ID, max_positions, dropout
         )  # fmt: skip
-        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm)
+        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, activation_dropout)
         self.encoder = TransformerEncoder(encoder_layers, *layer_args)
         self.decoder = TransformerDecoder(decoder_layers, *layer_args)
         self.output = nn.Linear(d_model, hp.tgt_vocab_size, bias=False)

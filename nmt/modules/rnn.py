@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.modules.dropout import Dropout
+
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -67,7 +69,7 @@ class RNNEncoder(nn.Module):
         self.bidirectional = bidirectional
         per_direction = hidden_size // 2 if bidirectional else hidden_size
         self.rnn = make_rnn(cell, input_size, per_direction, num_layers, dropout, bidirectional)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
         """embedded (B, S, E), lengths (B,) -> outputs (B, S, H), final state (B, L, H)."""

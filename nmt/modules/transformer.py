@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmt.modules.dropout import Dropout, dropout
+
 
 def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
     """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (section 3.5). -> (P, D)"""
@@ -70,7 +72,7 @@ class MultiHeadAttention(nn.Module):
                 future = torch.ones(lq, lk, dtype=torch.bool, device=x.device).triu(lk - lq + 1)
                 scores = scores.masked_fill(future, float("-inf"))
             weights = scores.softmax(-1)
-            out = F.dropout(weights, self.dropout, self.training) @ v
+            out = dropout(weights, self.dropout, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
@@ -79,10 +81,10 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2)."""
+    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), with optional dropout on the ReLU output."""
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+    def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
+        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(activation_dropout), nn.Linear(d_ff, d_model))
 
 
 class _Sublayer(nn.Module):
@@ -90,7 +92,7 @@ class _Sublayer(nn.Module):
 
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.norm, self.drop, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+        self.norm, self.drop, self.pre_norm = nn.LayerNorm(d_model), Dropout(dropout), pre_norm
 
     def forward(self, x: torch.Tensor, fn) -> tuple[torch.Tensor, object]:
         out, extra = fn(self.norm(x) if self.pre_norm else x)
@@ -99,10 +101,11 @@ class _Sublayer(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool,
+                 act_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
-        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.ff = FeedForward(d_model, d_ff, act_dropout)
         self.sub_attn = _Sublayer(d_model, dropout, pre_norm)
         self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
 
@@ -113,11 +116,12 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool,
+                 act_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
-        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.ff = FeedForward(d_model, d_ff, act_dropout)
         self.sub_self = _Sublayer(d_model, dropout, pre_norm)
         self.sub_cross = _Sublayer(d_model, dropout, pre_norm)
         self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
@@ -157,7 +161,7 @@ class Embedding(nn.Module):
         nn.init.normal_(self.tokens.weight, std=d_model**-0.5)
         nn.init.zeros_(self.tokens.weight[pad_id])
         self.register_buffer("positions", sinusoidal_positions(max_positions, d_model), persistent=False)
-        self.scale, self.drop = math.sqrt(d_model), nn.Dropout(dropout)
+        self.scale, self.drop = math.sqrt(d_model), Dropout(dropout)
 
     def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:  # (B, L) -> (B, L, D)
         length = ids.size(1)
@@ -169,10 +173,10 @@ class Embedding(nn.Module):
 
 class TransformerEncoder(nn.Module):
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
-                 pre_norm: bool):  # fmt: skip
+                 pre_norm: bool, act_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm) for _ in range(n_layers)
+            EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout) for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
@@ -184,10 +188,10 @@ class TransformerEncoder(nn.Module):
 
 class TransformerDecoder(nn.Module):
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
-                 pre_norm: bool):  # fmt: skip
+                 pre_norm: bool, act_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm) for _ in range(n_layers)
+            DecoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout) for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 

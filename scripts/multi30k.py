@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Train and score nmt models on Multi30k test_2016_flickr: the README's results table.
+
+    python scripts/multi30k.py --data-dir ../shared/data/multi30k --out runs/multi30k
+    python scripts/multi30k.py --models transformer --directions de-en -- --trainer.max_time 00:00:09:00
+
+For every model (``configs/multi30k/<model>.yaml``) and direction it runs ``nmt fit`` with
+``configs/data/multi30k.yaml`` (arguments after ``--`` go to every fit), translates the test
+source with ``nmt translate --beam 5`` from the best checkpoint by validation BLEU, and scores
+the detokenised, cased output with sacreBLEU (BLEU and chrF, signatures kept). Writes
+``OUT/results.json`` and ``OUT/results.md`` and prints the table; finished runs (a
+``score.json`` in their folder) are kept, so an interrupted sweep continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sacrebleu
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("transformer", "bahdanau", "luong", "gru")
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def score(ref: Path, hyp: Path) -> dict:
+    refs = [ref.read_text(encoding="utf-8").splitlines()]
+    hyps = hyp.read_text(encoding="utf-8").splitlines()
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    b, c = bleu.corpus_score(hyps, refs), chrf.corpus_score(hyps, refs)
+    return {"bleu": round(b.score, 2), "chrf": round(c.score, 2),
+            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}  # fmt: skip
+
+
+def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
+    folder = args.out / f"{model}.{src}-{tgt}"
+    done = folder / "score.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    start = time.perf_counter()
+    run([sys.executable, "-m", "nmt", "fit", "--config", f"configs/multi30k/{model}.yaml",
+         "--config", "configs/data/multi30k.yaml", "--data.data_dir", str(args.data_dir),
+         "--data.src_lang", src, "--data.tgt_lang", tgt, "--data.test_split", args.test_split,
+         "--trainer.default_root_dir", str(folder), "--trainer.enable_progress_bar", "false", *fit_args])  # fmt: skip
+    train_seconds = time.perf_counter() - start
+    ckpt = folder / "checkpoints" / "best.ckpt"
+    hyp = folder / f"{args.test_split}.hyp.{tgt}"
+    run([sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--beam", str(args.beam),
+         "--input", str(args.data_dir / f"{args.test_split}.{src}"), "--output", str(hyp)])  # fmt: skip
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    params = sum(v.numel() for k, v in state["state_dict"].items() if "positions" not in k)
+    result = {"model": model, "direction": f"{src}-{tgt}", "parameters": params, "steps": state["global_step"],
+              "train_seconds": round(train_seconds), "beam": args.beam, "fit_args": fit_args,
+              **score(args.data_dir / f"{args.test_split}.{tgt}", hyp)}  # fmt: skip
+    done.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| model | direction | parameters | steps | training | BLEU | chrF |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {r['direction']} | {r['parameters'] / 1e6:.1f} M | {r['steps']} | "
+                     f"{r['train_seconds'] / 60:.0f} min | {r['bleu']:.1f} | {r['chrf']:.1f} |")  # fmt: skip
+    if results:
+        lines += ["", f"BLEU: `{results[0]['bleu_signature']}`", f"chrF: `{results[0]['chrf_signature']}`"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "multi30k")
+    parser.add_argument("--out", type=Path, default=Path("runs/multi30k"))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--directions", nargs="+", default=["de-en", "en-de"], help="SRC-TGT pairs")
+    parser.add_argument("--test-split", default="test_2016_flickr")
+    parser.add_argument("--beam", type=int, default=5)
+    args, fit_args = parser.parse_known_args()
+    fit_args = [a for a in fit_args if a != "--"]
+    args.data_dir, args.out = args.data_dir.resolve(), args.out.resolve()
+    for name in [f"train.{lang}" for d in args.directions for lang in d.split("-")]:
+        if not (args.data_dir / name).is_file():
+            sys.exit(f"{args.data_dir / name} not found: give --data-dir the folder with train/val/"
+                     f"{args.test_split} .de/.en files (or train from the hub with nmt fit directly).")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for direction in args.directions:
+        src, tgt = direction.split("-")
+        for model in args.models:
+            results.append(one(model, src, tgt, args, fit_args))
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+            (args.out / "results.md").write_text(table(results) + "\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
