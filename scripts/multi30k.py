@@ -7,7 +7,8 @@
 For every model (``configs/multi30k/<model>.yaml``) and direction it runs ``nmt fit`` with
 ``configs/data/multi30k.yaml`` (arguments after ``--`` go to every fit), translates the test
 source with ``nmt translate --beam 5`` from the best checkpoint by validation BLEU, and scores
-the detokenised, cased output with sacreBLEU (BLEU and chrF, signatures kept). Writes
+the detokenised, cased output with sacreBLEU (BLEU and chrF, signatures kept); without a
+validation (``best.ckpt``) the last checkpoint is used. Writes
 ``OUT/results.json`` and ``OUT/results.md`` and prints the table; finished runs (a
 ``score.json`` in their folder) are kept, so an interrupted sweep continues where it stopped.
 """
@@ -53,6 +54,8 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
          "--trainer.default_root_dir", str(folder), "--trainer.enable_progress_bar", "false", *fit_args])  # fmt: skip
     train_seconds = time.perf_counter() - start
     ckpt = folder / "checkpoints" / "best.ckpt"
+    if not ckpt.is_file():  # no validation ran (e.g. --trainer.max_time with a long val_check_interval)
+        ckpt = folder / "checkpoints" / "last.ckpt"
     hyp = folder / f"{args.test_split}.hyp.{tgt}"
     run([sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--beam", str(args.beam),
          "--input", str(args.data_dir / f"{args.test_split}.{src}"), "--output", str(hyp)])  # fmt: skip
