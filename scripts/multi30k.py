@@ -42,6 +42,12 @@ def score(ref: Path, hyp: Path) -> dict:
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}  # fmt: skip
 
 
+def count_parameters(state_dict: dict) -> int:
+    """Weights in a state dict, each shared (tied) tensor once."""
+    unique = {(v.untyped_storage().data_ptr(), v.storage_offset(), v.shape): v.numel() for v in state_dict.values()}
+    return sum(unique.values())
+
+
 def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     folder = args.out / f"{model}.{src}-{tgt}"
     done = folder / "score.json"
@@ -62,8 +68,8 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     import torch
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    params = sum(v.numel() for k, v in state["state_dict"].items() if "positions" not in k)
-    result = {"model": model, "direction": f"{src}-{tgt}", "parameters": params, "steps": state["global_step"],
+    result = {"model": model, "direction": f"{src}-{tgt}", "parameters": count_parameters(state["state_dict"]),
+              "steps": state["global_step"],
               "train_seconds": round(train_seconds), "beam": args.beam, "fit_args": fit_args,
               **score(args.data_dir / f"{args.test_split}.{tgt}", hyp)}  # fmt: skip
     done.write_text(json.dumps(result, indent=2))

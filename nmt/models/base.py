@@ -54,12 +54,9 @@ def inverse_sqrt(warmup_steps: int):
 
 
 def reorder_tensors(state, index: torch.Tensor):
-    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples; objects
-    with a ``reorder(index)`` method (e.g. a KV cache) reorder themselves."""
+    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples."""
     if isinstance(state, torch.Tensor):
         return state.index_select(0, index)
-    if hasattr(state, "reorder"):
-        return state.reorder(index)
     if isinstance(state, dict):
         return {k: reorder_tensors(v, index) for k, v in state.items()}
     if isinstance(state, (list, tuple)):

@@ -80,23 +80,21 @@ class TransformerSeq2Seq(Seq2SeqSystem):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         memory = self.encoder(self.src_embed(batch.src), batch.src_mask)  # (B, S, D)
-        hidden, _ = self.decoder(self.tgt_embed(batch.tgt_in), self.decoder.cross_kv(memory), batch.src_mask)
+        hidden, _, _ = self.decoder(self.tgt_embed(batch.tgt_in), self.decoder.cross_kv(memory), batch.src_mask)
         return self.output(hidden)  # (B, T, V)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> dict:
         memory = self.encoder(self.src_embed(src), src_mask)
-        capacity = int(self.hparams.max_len_a * src.size(1) + self.hparams.max_len_b) + 2  # grows if needed
-        cache = self.decoder.new_cache(memory, capacity)
-        return {"cross_kv": self.decoder.cross_kv(memory), "src_mask": src_mask, "cache": cache, "step": 0}
+        return {"cross_kv": self.decoder.cross_kv(memory), "src_mask": src_mask, "caches": None, "step": 0}
 
     def decode_step(self, prev_tokens: torch.Tensor, state: dict):
         step = state["step"]
         x = self.tgt_embed(prev_tokens[:, None], offset=step)  # (B, 1, D)
-        hidden, weights = self.decoder(
-            x, state["cross_kv"], state["src_mask"], state["cache"], weights_layer=self.hparams.attention_layer
+        hidden, caches, weights = self.decoder(
+            x, state["cross_kv"], state["src_mask"], state["caches"], weights_layer=self.hparams.attention_layer
         )
         log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
-        new_state = {**state, "step": step + 1}  # the cache was written in place
+        new_state = {**state, "caches": caches, "step": step + 1}
         head = self.hparams.attention_head
         attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (B, S)
         return log_probs, new_state, attention

@@ -3,8 +3,8 @@
 Attention runs through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels
 on GPU) except when attention weights are asked for (alignment plots), where the same
 softmax(QK^T / sqrt(d_k)) V (eq. 1) is written out. Decoding one step at a time keeps each
-layer's self-attention keys/values in a preallocated cache (:class:`KVCache`) and projects the
-encoder memory into cross-attention keys/values once per sentence.
+layer's self-attention keys/values in a cache and projects the encoder memory into
+cross-attention keys/values once per sentence.
 
 Masks are boolean and True where a position may be attended to.
 """
@@ -115,56 +115,6 @@ class EncoderLayer(nn.Module):
         return x
 
 
-class KVCache:
-    """Self-attention keys and values of the tokens decoded so far, for every decoder layer.
-
-    Buffers (N, H, capacity, Dh) are allocated once and written in place, one position per
-    step (no concatenation). ``reorder`` copies only the filled positions, with one
-    ``index_select`` per buffer into a second set of buffers that then swaps in; the capacity
-    doubles if a sequence outgrows it.
-    """
-
-    def __init__(self, layers: int, rows: int, heads: int, d_head: int, capacity: int, like: torch.Tensor):
-        shape = (rows, heads, max(capacity, 1), d_head)
-        self.k = [like.new_empty(shape) for _ in range(layers)]
-        self.v = [like.new_empty(shape) for _ in range(layers)]
-        self.spare: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-        self.length = 0  # filled positions
-
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the newest position's k, v (N, H, 1, Dh); -> every position so far (N, H, length + 1, Dh)."""
-        if self.length >= self.k[layer].size(2):
-            self._grow()
-        end = self.length + 1
-        self.k[layer][:, :, self.length : end] = k
-        self.v[layer][:, :, self.length : end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-
-    def _grow(self) -> None:
-        def bigger(buf: torch.Tensor) -> torch.Tensor:
-            out = buf.new_empty(buf.size(0), buf.size(1), 2 * buf.size(2), buf.size(3))
-            out[:, :, : self.length] = buf[:, :, : self.length]
-            return out
-
-        self.k, self.v, self.spare = [bigger(b) for b in self.k], [bigger(b) for b in self.v], None
-
-    @torch.no_grad()
-    def reorder(self, index: torch.Tensor) -> KVCache:
-        """Keep rows ``index`` (N',) of every buffer, in that order (N' may differ from N); for search only."""
-        rows, n = index.numel(), self.length
-        if self.spare is None or self.spare[0][0].size(0) < rows or self.spare[0][0].shape[2:] != self.k[0].shape[2:]:
-            self.spare = (
-                [b.new_empty(rows, *b.shape[1:]) for b in self.k],
-                [b.new_empty(rows, *b.shape[1:]) for b in self.v],
-            )
-        new_k, new_v = [b[:rows] for b in self.spare[0]], [b[:rows] for b in self.spare[1]]
-        for old, new in zip(self.k + self.v, new_k + new_v):
-            torch.index_select(old[:, :, :n], 0, index, out=new[:, :, :n])
-        self.spare = (self.k, self.v)
-        self.k, self.v = new_k, new_v
-        return self
-
-
 class DecoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool,
                  act_dropout: float = 0.0):  # fmt: skip
@@ -181,23 +131,25 @@ class DecoderLayer(nn.Module):
         x: torch.Tensor,  # (B, T, D): the whole prefix, or only the newest position with a cache
         cross_kv: tuple[torch.Tensor, torch.Tensor],  # (B, H, S, Dh) each
         src_mask: torch.Tensor,  # (B, S)
-        cache: KVCache | None = None,  # earlier self-attention k, v; this position's are added
-        layer: int = 0,  # this layer's index in the cache
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,  # earlier self-attention k, v
         need_weights: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> x (B, T, D), cross-attention weights (B, H, T, S) when ``need_weights``."""
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """-> x (B, T, D), self-attention (k, v) including x, cross-attention weights (B, H, T, S)."""
+        kv: tuple[torch.Tensor, torch.Tensor] = (torch.empty(0), torch.empty(0))
 
         def self_attention(h: torch.Tensor):
+            nonlocal kv
             k, v = self.self_attn.project_kv(h)
             if cache is not None:
-                k, v = cache.append(layer, k, v)
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            kv = (k, v)
             # With a cache the new query is the last position and may see every cached key.
             return self.self_attn(h, k, v, causal=cache is None)
 
         x, _ = self.sub_self(x, self_attention)
         x, weights = self.sub_cross(x, lambda h: self.cross_attn(h, *cross_kv, src_mask, need_weights=need_weights))
         x, _ = self.sub_ff(x, lambda h: (self.ff(h), None))
-        return x, weights
+        return x, kv, weights
 
 
 class Embedding(nn.Module):
@@ -247,25 +199,19 @@ class TransformerDecoder(nn.Module):
         """Every layer's cross-attention keys/values of the encoder output, computed once."""
         return [layer.cross_attn.project_kv(memory) for layer in self.layers]
 
-    def new_cache(self, memory: torch.Tensor, capacity: int) -> KVCache:
-        """An empty self-attention cache for ``memory``'s rows, room for ``capacity`` steps."""
-        attn = self.layers[0].self_attn
-        return KVCache(len(self.layers), memory.size(0), attn.n_heads, attn.d_head, capacity, memory)
-
     def forward(
         self,
-        x: torch.Tensor,  # (B, T, D) embedded target prefix (or newest position, with a cache)
+        x: torch.Tensor,  # (B, T, D) embedded target prefix (or newest position, with caches)
         cross_kv: list[tuple[torch.Tensor, torch.Tensor]],
         src_mask: torch.Tensor,  # (B, S)
-        cache: KVCache | None = None,
+        caches: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
         weights_layer: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> hidden (B, T, D), cross-attention (B, H, T, S) of ``weights_layer``; a cache advances one step."""
-        weights = None
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
+        """-> hidden (B, T, D), new caches, cross-attention (B, H, T, S) of ``weights_layer``."""
+        new_caches, weights = [], None
         for i, layer in enumerate(self.layers):
             want = weights_layer is not None and i == weights_layer % len(self.layers)
-            x, w = layer(x, cross_kv[i], src_mask, cache, i, want)
+            x, kv, w = layer(x, cross_kv[i], src_mask, None if caches is None else caches[i], want)
+            new_caches.append(kv)
             weights = w if want else weights
-        if cache is not None:
-            cache.length += 1
-        return self.norm(x), weights
+        return self.norm(x), new_caches, weights
