@@ -74,12 +74,10 @@ class InterruptCheckpoint(Callback):
 
 def check_checkpoint(path: str, model) -> None:
     """Refuse, with advice, a checkpoint that is unreadable, not nmt's, or of another model/vocabulary."""
-    from nmt.translate import read_checkpoint
+    from nmt.translate import nmt_meta, read_checkpoint
 
     ckpt = read_checkpoint(path)
-    meta = ckpt.get("nmt") if isinstance(ckpt, dict) else None
-    if not meta:
-        raise NmtError(f"{path} is not an nmt checkpoint (written by another program?).")
+    meta = nmt_meta(ckpt, path)
     cls = type(model)
     expected = f"{cls.__module__}.{cls.__qualname__}"
     if meta["model_class"] != expected:

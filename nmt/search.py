@@ -66,19 +66,30 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_a: float = 1.5, max_len_b: int = 10) -> Hypotheses:
-    """The most probable token at each step (scores: alpha = 0); finished sentences leave the batch."""
+def greedy(
+    model,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    attention: bool = True,
+) -> Hypotheses:
+    """The most probable token at each step (scores: alpha = 0); finished sentences leave the batch.
+
+    ``attention=False``: the result has no attention (the model may skip computing it).
+    """
     device, B, S = src.device, src.size(0), src.size(1)
     limit = max_lengths(src_mask, max_len_a, max_len_b)
     steps = int(limit.max()) + 1
     tokens = torch.full((B, steps), PAD_ID, dtype=torch.long, device=device)
     token_scores = torch.zeros(B, steps, device=device)
-    attention: torch.Tensor | None = None
+    out_attn: torch.Tensor | None = None
     ids = torch.arange(B, device=device)  # the sentences still decoding
-    state = model.encode(src, src_mask)
+    state = model.encode(src, src_mask, attention)
     prev = torch.full((B,), BOS_ID, dtype=torch.long, device=device)
     for t in range(steps):
         log_probs, state, attn = model.decode_step(prev, state)  # (b, V), (b, S)
+        attn = attn if attention else None
         log_probs = log_probs.float()
         log_probs[:, PAD_ID] = NEG_INF
         log_probs[:, BOS_ID] = NEG_INF
@@ -89,9 +100,9 @@ def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_a: float = 
         tokens[ids, t] = nxt
         token_scores[ids, t] = step_score
         if attn is not None:
-            if attention is None:
-                attention = torch.zeros(B, steps, S, device=device)
-            attention[ids, t] = attn.float()
+            if out_attn is None:
+                out_attn = torch.zeros(B, steps, S, device=device)
+            out_attn[ids, t] = attn.float()
         going = nxt != EOS_ID
         if not bool(going.all()):
             if not bool(going.any()):
@@ -105,7 +116,7 @@ def greedy(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_a: float = 
         tokens=tokens[:, None, :length],
         token_scores=token_scores,
         score=token_scores.sum(-1),
-        attention=None if attention is None else attention[:, None, :length],
+        attention=None if out_attn is None else out_attn[:, None, :length],
     )
 
 
@@ -132,8 +143,11 @@ def beam_search(
     alpha: float = 1.0,
     max_len_a: float = 1.5,
     max_len_b: int = 10,
+    attention: bool = True,
 ) -> Hypotheses:
     """Batched beam search; see the module docstring for scoring and stopping.
+
+    ``attention=False``: the result has no attention (the model may skip computing it).
 
     Sentences that are done leave the batch (as in fairseq), so the decoder only runs for the
     ones still searching; within a sentence, reordering beams leaves the model's
@@ -152,7 +166,7 @@ def beam_search(
 
     # The sentences still searching (b of them; ``ids`` are their rows in the output).
     ids = torch.arange(B, device=device)
-    state = model.encode(src, src_mask)
+    state = model.encode(src, src_mask, attention)
     state = model.reorder_state(state, ids.repeat_interleave(K))  # B*K rows
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence to start with
@@ -169,6 +183,7 @@ def beam_search(
         b = ids.size(0)
         rows = torch.arange(b, device=device)
         log_probs, state, attn = model.decode_step(prev, state)  # (b*K, V), (b*K, S)
+        attn = attn if attention else None
         log_probs = log_probs.float().view(b, K, -1)
         V = log_probs.size(-1)
         at_limit = (limit <= t)[:, None, None]  # forced EOS at the length limit

@@ -22,16 +22,16 @@ from nmt.data.batching import TokenBudgetBatchSampler, pad
 from nmt.data.corpus import normalize, read_lines
 from nmt.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
 from nmt.errors import NmtError
-from nmt.models.base import Seq2SeqSystem
+from nmt.networks.base import Seq2SeqNet, init_arguments
 
 log = logging.getLogger(__name__)
 
 
-def _model_class(name: str) -> type[Seq2SeqSystem]:
+def _network_class(name: str) -> type[Seq2SeqNet]:
     module, _, attr = name.rpartition(".")
-    cls = getattr(importlib.import_module(module), attr, None) if module.startswith("nmt.") else None
-    if not (isinstance(cls, type) and issubclass(cls, Seq2SeqSystem)):
-        raise NmtError(f"The checkpoint names an unknown model class '{name}'; it was not written by this nmt.")
+    cls = getattr(importlib.import_module(module), attr, None) if module.startswith("nmt.networks.") else None
+    if not (isinstance(cls, type) and issubclass(cls, Seq2SeqNet)):
+        raise NmtError(f"The checkpoint names an unknown network class '{name}'; it was not written by this nmt.")
     return cls
 
 
@@ -52,21 +52,36 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from None
 
 
-def load_model(path: str | Path, device: str = "cpu") -> Seq2SeqSystem:
-    """A ready-to-translate model (eval mode, on ``device``) from a checkpoint alone."""
-    ckpt = read_checkpoint(path)
+def nmt_meta(ckpt, path: str | Path) -> dict:
+    """The ``nmt`` entry of a checkpoint read by :func:`read_checkpoint`; clear errors if it is not ours."""
     meta = ckpt.get("nmt") if isinstance(ckpt, dict) else None
     if not meta or "state_dict" not in ckpt:
-        raise NmtError(f"{path} is not an nmt checkpoint (no model class or tokenizer inside).")
-    cls = _model_class(meta["model_class"])
-    hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
-    model = cls(**hparams)
+        raise NmtError(f"{path} is not an nmt checkpoint (no model class or tokenizer inside; another program's?).")
+    if "network_class" not in meta:
+        raise NmtError(
+            f"{path} was written by an older nmt (checkpoint format {meta.get('format')}, before the networks "
+            "were split from the Lightning systems); train a new one with this version."
+        )
+    return meta
+
+
+def load_model(path: str | Path, device: str = "cpu") -> Seq2SeqNet:
+    """A ready-to-translate network (eval mode, on ``device``) from a checkpoint alone, without Lightning."""
+    ckpt = read_checkpoint(path)
+    meta = nmt_meta(ckpt, path)
+    cls = _network_class(meta["network_class"])
+    hparams = ckpt.get("hyper_parameters", {})
+    net = cls(**{name: hparams[name] for name in init_arguments(cls) if name in hparams})
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        net.load_state_dict(weights)
     except RuntimeError as err:
         raise NmtError(f"{path}: the weights do not fit a {cls.__name__} with its own settings ({err}).") from None
-    model.tokenizer = Tokenizer.from_dict(meta["tokenizer"], origin=str(path))
-    return model.eval().to(device)
+    for name in ("max_len_a", "max_len_b", "length_penalty"):
+        if name in hparams:
+            setattr(net, name, hparams[name])
+    net.tokenizer = Tokenizer.from_dict(meta["tokenizer"], origin=str(path))
+    return net.eval().to(device)
 
 
 @dataclass
@@ -81,15 +96,18 @@ class Translation:
 
 
 def translate_full(
-    model: Seq2SeqSystem,
+    model: Seq2SeqNet,
     lines: list[str],
     beam: int = 1,
     nbest: int = 1,
     length_penalty: float | None = None,
     max_tokens: int = 4096,
+    attention: bool = True,
 ) -> list[list[Translation]]:
     """``nbest`` translations of each line, best first; batched by length, returned in input order.
 
+    ``model``: a network (:func:`load_model`) or a training system, which translates with its network.
+    ``attention=False`` leaves ``Translation.attention`` None and skips the work behind it.
     An empty (or all-white-space) line gets no hypotheses. Sources longer than the model's
     ``max_source_positions`` are truncated to fit, with a warning naming the first such line.
     """
@@ -110,7 +128,7 @@ def translate_full(
     for batch in sampler:
         rows = [todo[j] for j in batch]
         ids = pad([src[i] for i in rows]).to(model.device)
-        hyps = model.translate_batch(ids, ids != PAD_ID, beam=beam, nbest=nbest, alpha=length_penalty)
+        hyps = model.translate_batch(ids, ids != PAD_ID, beam, nbest, length_penalty, attention)
         lengths = hyps.lengths().tolist()
         for rank in range(nbest):
             texts_out = tok.decode_tgt(hyps.token_lists(rank))
@@ -132,9 +150,10 @@ def translate_full(
     return out
 
 
-def translate(model: Seq2SeqSystem, lines: list[str], beam: int = 1, max_tokens: int = 4096) -> list[str]:
+def translate(model: Seq2SeqNet, lines: list[str], beam: int = 1, max_tokens: int = 4096) -> list[str]:
     """The best translation of each line (an empty string for an empty line)."""
-    return [hyps[0].text if hyps else "" for hyps in translate_full(model, lines, beam, 1, None, max_tokens)]
+    results = translate_full(model, lines, beam, 1, None, max_tokens, attention=False)
+    return [hyps[0].text if hyps else "" for hyps in results]
 
 
 def alignment(attention: list[list[float]] | None) -> str:
@@ -195,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         lines = read_lines(Path(args.input))
     dtype = PRECISIONS[args.precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens)
+        results = translate_full(
+            model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, attention=args.alignments
+        )
     text = "".join(line + "\n" for src, hyps in zip(lines, results) for line in _format(args, src, hyps))
     if args.output == "-":
         sys.stdout.write(text)

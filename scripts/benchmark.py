@@ -213,9 +213,8 @@ def main() -> None:
             ckpt, model = Path(args.ckpt), load_model(args.ckpt, args.device)
             result["decode_ckpt"] = args.ckpt
         else:
-            torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                        "nmt": {"format": 1, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-                                "tokenizer": model.tokenizer.to_dict()}}, ckpt)  # fmt: skip
+            meta = model.checkpoint_meta()
+            torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "nmt": meta}, ckpt)
         for beam in (1, 5):
             steady = decode_steady(model, lines, beam, args.decode_max_tokens)
             steady["process_seconds"] = decode_process(ckpt, src, beam, args.device, args.decode_max_tokens)

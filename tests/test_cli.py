@@ -1,17 +1,21 @@
 """End-to-end runs of the real ``nmt`` command, as a user types it."""
 
 import re
+import subprocess
+import sys
 
 import torch
 
-from nmt.translate import load_model
-from tests.conftest import checkpoint, run_nmt
+from nmt.networks.transformer import TransformerNet
+from nmt.translate import load_model, translate
+from tests.conftest import REPO, checkpoint, run_nmt
 
 
 def test_fit_writes_self_contained_checkpoints(tiny_run):
     best, last = checkpoint(tiny_run, "best.ckpt"), checkpoint(tiny_run, "last.ckpt")
     ckpt = torch.load(best, map_location="cpu", weights_only=True)  # no pickled code needed
     assert ckpt["nmt"]["model_class"] == "nmt.models.transformer.TransformerSeq2Seq"
+    assert ckpt["nmt"]["network_class"] == "nmt.networks.transformer.TransformerNet"
     assert ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
     assert ckpt["hyper_parameters"]["d_model"] == 32 and ckpt["hyper_parameters"]["src_vocab_size"] == 120
     assert last.is_file()
@@ -32,11 +36,28 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
     assert len(out) == 6 and out[1] == ""
     # the same model in-process gives the same text, whatever the batching
     model = load_model(checkpoint(tiny_run))
-    from nmt.translate import translate
-
     assert translate(model, lines[:1])[0] == out[0]
     assert translate(model, [lines[0], lines[1]], max_tokens=8) == [out[0], out[2]]
     assert translate(model, [""]) == [""]
+
+
+def test_translate_loads_the_network_without_lightning(tiny_run, tmp_path):
+    """`nmt translate` builds the network alone from the checkpoint; Lightning is never imported."""
+    src, out = tmp_path / "src.txt", tmp_path / "hyp.txt"
+    src.write_text("Michael was born on March 4, 1991.\n", encoding="utf-8")
+    code = (
+        "import sys; from nmt.cli import main; "
+        "main(['translate', '--ckpt', sys.argv[1], '--input', sys.argv[2], '--output', sys.argv[3], '--beam', '2']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'pytorch_lightning', 'torchmetrics'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(checkpoint(tiny_run)), str(src), str(out)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+    model = load_model(checkpoint(tiny_run))
+    assert isinstance(model, TransformerNet) and not model.training
+    assert model.tokenizer is not None and model.max_len_a == 1.5
+    assert out.read_text(encoding="utf-8") == translate(model, [src.read_text().strip()], beam=2)[0] + "\n"
 
 
 def test_test_command_prints_scores_with_signature(tiny_runs):

@@ -65,7 +65,7 @@ def test_average_checkpoints_translates(tiny_run, tmp_path, tiny_corpus):
     avg = torch.load(out, weights_only=True)
     a = torch.load(best, weights_only=True)["state_dict"]
     b = torch.load(last, weights_only=True)["state_dict"]
-    key = "encoder.layers.0.ff.0.weight"
+    key = "net.encoder.layers.0.ff.0.weight"
     assert torch.allclose(avg["state_dict"][key], (a[key] + b[key]) / 2)
     translated = run_nmt("translate", "--ckpt", str(out), stdin="Anna was born on May 1, 1990.\n")
     assert translated.returncode == 0 and len(translated.stdout.splitlines()) == 1

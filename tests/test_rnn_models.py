@@ -36,9 +36,9 @@ def test_decode_step_matches_teacher_forcing(cls, extra):
     model = build(cls, extra)
     batch = Batch.collate(PAIRS)
     full = torch.log_softmax(model(batch), -1)
-    state = model.encode(batch.src, batch.src_mask)
+    state = model.net.encode(batch.src, batch.src_mask)
     for t in range(batch.tgt_in.size(1)):
-        log_probs, state, attn = model.decode_step(batch.tgt_in[:, t], state)
+        log_probs, state, attn = model.net.decode_step(batch.tgt_in[:, t], state)
         assert torch.allclose(log_probs, full[:, t], atol=1e-5)
         if cls is GRUSeq2Seq:
             assert attn is None
@@ -66,8 +66,8 @@ def test_loss_falls_on_a_tiny_batch(cls, extra):
 def test_reorder_state_handles_lstm_pairs():
     model = build(BahdanauSeq2Seq, {"cell": "lstm", "num_layers": 2})
     batch = Batch.collate(PAIRS)
-    state = model.encode(batch.src, batch.src_mask)
-    picked = model.reorder_state(state, torch.tensor([1, 0, 1]))
+    state = model.net.encode(batch.src, batch.src_mask)
+    picked = model.net.reorder_state(state, torch.tensor([1, 0, 1]))
     assert picked["hidden"][0].shape == (3, 2, 12)
     assert torch.equal(picked["hidden"][1][0], state["hidden"][1][1])
     assert torch.equal(picked["keys"][2], state["keys"][1])

@@ -55,6 +55,11 @@ def test_checkpoint_of_another_model_or_vocabulary(tiny_runs, tmp_path):
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
     assert_clean_error(run_nmt("translate", "--ckpt", str(foreign), stdin="x\n"), "is not an nmt checkpoint")
+    # Written before the networks were split from the systems (format 1): refused with the reason.
+    old = torch.load(checkpoint(tiny_runs["gru"]), map_location="cpu", weights_only=True)
+    old["nmt"] = {k: v for k, v in old["nmt"].items() if k != "network_class"} | {"format": 1}
+    torch.save(old, tmp_path / "old.ckpt")
+    assert_clean_error(run_nmt("translate", "--ckpt", str(tmp_path / "old.ckpt"), stdin="x\n"), "older nmt")
     # Another vocabulary.
     transformer = checkpoint(tiny_runs["transformer"])
     other_vocab = run_nmt("test", *tiny_runs.args("transformer"), "--data.vocab_size", "100",

@@ -38,9 +38,9 @@ def test_cached_decode_step_equals_teacher_forcing(pre_norm):
     model = tiny(pre_norm=pre_norm)
     batch = Batch.collate(PAIRS)
     full = torch.log_softmax(model(batch), -1)  # (B, T, V)
-    state = model.encode(batch.src, batch.src_mask)
+    state = model.net.encode(batch.src, batch.src_mask)
     for t in range(batch.tgt_in.size(1)):
-        log_probs, state, attn = model.decode_step(batch.tgt_in[:, t], state)
+        log_probs, state, attn = model.net.decode_step(batch.tgt_in[:, t], state)
         assert torch.allclose(log_probs, full[:, t], atol=1e-5)
         assert attn.shape == (2, batch.src.size(1))
         assert torch.allclose(attn.sum(-1), torch.ones(2), atol=1e-5)
@@ -51,19 +51,19 @@ def test_cached_decode_step_equals_teacher_forcing(pre_norm):
 def test_reorder_state_selects_rows():
     model = tiny()
     batch = Batch.collate(PAIRS)
-    state = model.encode(batch.src, batch.src_mask)
-    _, state, _ = model.decode_step(batch.tgt_in[:, 0], state)
-    swapped = model.reorder_state(state, torch.tensor([1, 1, 0]))
+    state = model.net.encode(batch.src, batch.src_mask)
+    _, state, _ = model.net.decode_step(batch.tgt_in[:, 0], state)
+    swapped = model.net.reorder_state(state, torch.tensor([1, 1, 0]))
     assert torch.equal(swapped["caches"][0][0][2], state["caches"][0][0][0])
     assert swapped["src_mask"].shape[0] == 3 and swapped["step"] == 1
 
 
 def test_embeddings_shared_and_tied():
     model = tiny()
-    assert model.src_embed is model.tgt_embed
-    assert model.output.weight is model.tgt_embed.tokens.weight
+    assert model.net.src_embed is model.net.tgt_embed
+    assert model.net.output.weight is model.net.tgt_embed.tokens.weight
     separate = tiny(share_embeddings=False, src_vocab_size=40)
-    assert separate.src_embed is not separate.tgt_embed
+    assert separate.net.src_embed is not separate.net.tgt_embed
     with pytest.raises(ValueError, match="share_embeddings"):
         tiny(src_vocab_size=40)
 

@@ -1,15 +1,15 @@
 """``Seq2SeqSystem``: what every nmt model shares, whatever its architecture.
 
-Subclasses build their ``nn.Module``s and implement the interface of DESIGN.md:
-``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step``, ``reorder_state``.
-This class owns the rest: label-smoothed loss, AdamW with inverse-square-root warm-up,
-greedy decoding of the validation/test sets scored with sacrebleu over hypotheses gathered
-from every rank, and a self-contained checkpoint (tokenizer bytes + model class).
+A system is the LightningModule around a network (:mod:`nmt.networks`, plain ``nn.Module``s
+with the interface of DESIGN.md). Subclasses declare the network's arguments in their
+constructor (the config schema) and build it with :meth:`Seq2SeqSystem.build`. This class owns
+the rest: label-smoothed loss, AdamW with inverse-square-root warm-up, greedy decoding of the
+validation/test sets scored with sacrebleu over hypotheses gathered from every rank, and a
+self-contained checkpoint (tokenizer bytes, system and network classes).
 """
 
 from __future__ import annotations
 
-import abc
 import logging
 import math
 
@@ -22,6 +22,7 @@ from nmt import metrics, search
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.errors import NmtError
+from nmt.networks.base import Seq2SeqNet, init_arguments
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +54,7 @@ def inverse_sqrt(warmup_steps: int):
     return factor
 
 
-def reorder_tensors(state, index: torch.Tensor):
-    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, index)
-    if isinstance(state, dict):
-        return {k: reorder_tensors(v, index) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(reorder_tensors(v, index) for v in state)
-    return state
-
-
-class Seq2SeqSystem(L.LightningModule, abc.ABC):
+class Seq2SeqSystem(L.LightningModule):
     """Shared training/evaluation logic.
 
     Args (shared by every model):
@@ -99,46 +89,52 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
     ):
         super().__init__()
         self.save_hyperparameters()  # collects the subclass's arguments too
-        self.tokenizer: Tokenizer | None = None
+        self.net: Seq2SeqNet | None = None  # built by the subclass with ``build``
         self._eval: dict[str, list] = {}
         self._compiled = None
-        if compile:
-            self.compile_model()
 
-    max_source_positions = 1024  # longest source the model accepts; longer ones are truncated
+    def build(self, cls: type[Seq2SeqNet]) -> Seq2SeqNet:
+        """``cls`` made from this system's hyperparameters of the same names, with its search defaults."""
+        hp = self.hparams
+        net = cls(**{name: hp[name] for name in init_arguments(cls) if name in hp})
+        net.max_len_a, net.max_len_b, net.length_penalty = hp.max_len_a, hp.max_len_b, hp.length_penalty
+        if hp.compile:
+            self._compiled = torch.compile(net.forward, dynamic=True)
+        return net
 
-    # ----------------------------------------------------- the model interface
-    @abc.abstractmethod
+    # ---------------------------------------------- what translating needs, from the network
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        return self.net.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Tokenizer | None) -> None:
+        self.net.tokenizer = tokenizer
+
+    @property
+    def max_source_positions(self) -> int:
+        return self.net.max_source_positions
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
+        return self.net(batch)
 
-    @abc.abstractmethod
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor):
-        """Run the encoder once per batch: src (B, S), src_mask (B, S) -> decoder state."""
-
-    @abc.abstractmethod
-    def decode_step(self, prev_tokens: torch.Tensor, state):
-        """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
-
-    #: Entries of a dict state that depend only on the source sentence (encoder output, its
-    #: projections, the mask): every beam of a sentence holds the same rows, so a reorder that
-    #: stays within sentences can leave them alone.
-    source_state: frozenset[str] = frozenset()
-
-    def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
-        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
-
-        ``within_sentences``: ``index`` only moves rows among the beams of each sentence, so
-        the ``source_state`` entries are kept as they are.
-        """
-        if within_sentences and isinstance(state, dict) and self.source_state:
-            return {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
-        return reorder_tensors(state, index)
+    def translate_batch(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor,
+        beam: int = 1,
+        nbest: int = 1,
+        alpha: float | None = None,
+        attention: bool = True,
+    ) -> search.Hypotheses:
+        """Beam search with the network, see :meth:`~nmt.networks.base.Seq2SeqNet.translate_batch`."""
+        return self.net.translate_batch(src, src_mask, beam, nbest, alpha, attention)
 
     # ------------------------------------------------------------------ training
     def compile_model(self) -> None:
         """Use ``torch.compile`` for ``train_forward`` (first call decides; falls back to eager)."""
-        self._compiled = torch.compile(self.forward, dynamic=True)
+        self._compiled = torch.compile(self.net.forward, dynamic=True)
 
     def train_forward(self, batch: Batch) -> torch.Tensor:
         if self._compiled is not None:
@@ -188,20 +184,10 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         if datamodule is not None and getattr(datamodule, "tokenizer", None) is not None:
             self.tokenizer = datamodule.tokenizer
 
-    def translate_batch(
-        self, src: torch.Tensor, src_mask: torch.Tensor, beam: int = 1, nbest: int = 1, alpha: float | None = None
-    ) -> search.Hypotheses:
-        """Beam search (``beam=1``: greedy) with this model's length limits and penalty."""
-        hp = self.hparams
-        alpha = hp.length_penalty if alpha is None else alpha
-        if beam == 1:
-            return search.greedy(self, src, src_mask, hp.max_len_a, hp.max_len_b)
-        return search.beam_search(self, src, src_mask, beam, nbest, alpha, hp.max_len_a, hp.max_len_b)
-
     def _eval_step(self, batch: Batch, prefix: str) -> None:
         _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
         beam = self.hparams.val_beam if prefix == "val" else self.hparams.test_beam
-        hyps = self.translate_batch(batch.src, batch.src_mask, beam=beam)
+        hyps = self.translate_batch(batch.src, batch.src_mask, beam=beam, attention=False)
         store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])
         store[0] += torch.stack([nll_sum.detach(), torch.tensor(float(batch.ntokens), device=self.device)])
         store[1].extend(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
@@ -213,7 +199,7 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[tuple[int, str]]:
-        hyps = self.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam)
+        hyps = self.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
         return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
 
     def _gather(self, pairs: list) -> list:
@@ -250,13 +236,18 @@ class Seq2SeqSystem(L.LightningModule, abc.ABC):
                 print(f"test {name.upper()} = {scores[name]:.2f}  ({scores[name + '_signature']})")
 
     # -------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        cls = type(self)
-        checkpoint["nmt"] = {
-            "format": 1,
+    def checkpoint_meta(self) -> dict:
+        """What makes a checkpoint self-contained: system and network classes, tokenizer bytes."""
+        cls, net = type(self), type(self.net)
+        return {
+            "format": 2,
             "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "network_class": f"{net.__module__}.{net.__qualname__}",
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
         }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["nmt"] = self.checkpoint_meta()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint.get("nmt", {}).get("tokenizer")

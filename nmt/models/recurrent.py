@@ -1,40 +1,16 @@
-"""``RecurrentSeq2Seq``: what the GRU, Bahdanau and Luong models share.
+"""``RecurrentSeq2Seq``: the options the GRU, Bahdanau and Luong systems share.
 
-Embeddings, the packed recurrent encoder, the bridge to the decoder's first state, and the
-teacher-forced ``forward`` written as a loop over the model's own ``step``, so training and
-search run exactly the same computation. With ``teacher_forcing_ratio < 1`` training feeds
-back the model's own previous prediction at random steps (scheduled sampling, Bengio et al. 2015).
-Subclasses implement ``init_state`` and ``step``.
+Each system declares its network's arguments (the config schema; their meaning is documented
+on the network, :mod:`nmt.networks`) and builds it from its hyperparameters.
 """
 
 from __future__ import annotations
 
-import abc
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from nmt.data.batching import Batch
-from nmt.data.tokenizer import PAD_ID
 from nmt.models.base import Seq2SeqSystem
-from nmt.modules.dropout import Dropout
-from nmt.modules.rnn import Bridge, Readout, RNNEncoder, make_rnn
 
 
 class RecurrentSeq2Seq(Seq2SeqSystem):
-    """Shared options of the recurrent models.
-
-    Args:
-        emb_size: embedding size. hidden_size: encoder output and decoder state size.
-        num_layers: layers of encoder and decoder. dropout: on embeddings, outputs and between layers.
-        cell: ``gru``, ``lstm`` or ``rnn`` (Elman, tanh).
-        bidirectional: bidirectional encoder (each direction gets ``hidden_size // 2`` units).
-        share_embeddings: one embedding for source and target (needs a joint vocabulary).
-        tie_output: the output layer reuses the target embedding.
-        teacher_forcing_ratio: probability of feeding the reference token during training (1 = always).
-        **kwargs: shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
-    """
+    """The options every recurrent network takes, see :class:`~nmt.networks.recurrent.RecurrentNet`."""
 
     def __init__(
         self,
@@ -50,49 +26,3 @@ class RecurrentSeq2Seq(Seq2SeqSystem):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        hp = self.hparams
-        if share_embeddings and hp.src_vocab_size != hp.tgt_vocab_size:
-            raise ValueError("share_embeddings needs one vocabulary; use --data.joint_vocab true or turn it off")
-        self.src_embed = nn.Embedding(hp.src_vocab_size, emb_size, padding_idx=PAD_ID)
-        self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(hp.tgt_vocab_size, emb_size, PAD_ID)
-        self.encoder = RNNEncoder(cell, emb_size, hidden_size, num_layers, dropout, bidirectional)
-        self.bridge = Bridge(hidden_size)
-        self.dropout = Dropout(dropout)
-
-    def make_decoder(self, input_size: int) -> nn.RNNBase:
-        """The decoder's recurrent stack (unidirectional, ``num_layers`` x ``hidden_size``)."""
-        hp = self.hparams
-        return make_rnn(hp.cell, input_size, hp.hidden_size, hp.num_layers, hp.dropout)
-
-    def make_readout(self, in_size: int) -> Readout:
-        return Readout(in_size, self.hparams.tgt_vocab_size, self.tgt_embed if self.hparams.tie_output else None)
-
-    @abc.abstractmethod
-    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> dict:
-        """Decoder state from encoder outputs (B, S, H) and final state (B, L, H)."""
-
-    @abc.abstractmethod
-    def step(self, prev_tokens: torch.Tensor, state: dict):
-        """prev_tokens (B,) -> (logits (B, V), new state, attention (B, S) or None)."""
-
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> dict:
-        outputs, final = self.encoder(self.src_embed(src), src_mask.sum(1))
-        return self.init_state(outputs, final, src_mask)
-
-    def decode_step(self, prev_tokens: torch.Tensor, state: dict):
-        logits, state, attention = self.step(prev_tokens, state)
-        return F.log_softmax(logits.float(), dim=-1), state, attention
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        state = self.encode(batch.src, batch.src_mask)
-        ratio = self.hparams.teacher_forcing_ratio
-        logits: list[torch.Tensor] = []
-        for t in range(batch.tgt_in.size(1)):
-            prev = batch.tgt_in[:, t]
-            if self.training and ratio < 1.0 and t > 0:
-                own = logits[-1].detach().argmax(-1)
-                use_own = torch.rand(prev.shape, device=prev.device) >= ratio
-                prev = torch.where(use_own, own, prev)
-            step_logits, state, _ = self.step(prev, state)
-            logits.append(step_logits)
-        return torch.stack(logits, 1)  # (B, T, V)

@@ -1,45 +1,17 @@
-"""``TransformerSeq2Seq``: the Transformer of Vaswani et al. 2017 as an nmt system.
-
-The model is only wiring: ``decode(encode(src), tgt_in)``. Blocks live in
-:mod:`nmt.modules.transformer`. Decoder input and output embeddings are tied
-(Press & Wolf 2017); with a joint vocabulary the encoder shares them too.
-"""
+"""``TransformerSeq2Seq``: the Transformer network (:mod:`nmt.networks.transformer`) as a trainable system."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from nmt.data.batching import Batch
-from nmt.data.tokenizer import PAD_ID
 from nmt.models.base import Seq2SeqSystem
-from nmt.modules.transformer import Embedding, TransformerDecoder, TransformerEncoder
+from nmt.networks.transformer import TransformerNet
 
 
 class TransformerSeq2Seq(Seq2SeqSystem):
-    """Encoder-decoder Transformer. The defaults are a small model that learns the embedded
-    corpus on a CPU in minutes; ``configs/`` holds larger ones (Transformer-base: d_model 512,
-    8 heads, d_ff 2048, 6 + 6 layers).
+    """Encoder-decoder Transformer (Vaswani et al. 2017).
 
-    Args:
-        d_model: model width. n_heads: attention heads. d_ff: feed-forward width.
-        encoder_layers, decoder_layers: stack depths.
-        dropout: residual/embedding dropout. attention_dropout: dropout on attention weights.
-        activation_dropout: dropout on the feed-forward ReLU output (fairseq's ``activation_dropout``;
-            off by default as in fairseq; JoeyNMT and tensor2tensor use the residual rate here).
-        pre_norm: LayerNorm before each sublayer (stable without long warm-up); False gives the
-            original post-norm.
-        share_embeddings: share source and target embeddings (needs a joint vocabulary;
-            linked from ``data.joint_vocab`` by the CLI).
-        tie_output: tie the output projection to the target embedding.
-        max_positions: longest sequence the positional table covers.
-        attention_layer: decoder layer whose cross-attention ``decode_step`` returns (-1 = last).
-        attention_head: the head to return (None = the average over heads).
-        **kwargs: shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
+    Args: the network's, see :class:`~nmt.networks.transformer.TransformerNet`; **kwargs: the
+    shared training options, see :class:`~nmt.models.base.Seq2SeqSystem`.
     """
-
-    source_state = frozenset({"cross_kv", "src_mask"})
 
     def __init__(
         self,
@@ -60,52 +32,4 @@ class TransformerSeq2Seq(Seq2SeqSystem):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        hp = self.hparams
-        if share_embeddings and hp.src_vocab_size != hp.tgt_vocab_size:
-            raise ValueError(
-                f"share_embeddings needs one vocabulary, got {hp.src_vocab_size} source and "
-                f"{hp.tgt_vocab_size} target pieces; use --data.joint_vocab true or share_embeddings false"
-            )
-        self.src_embed = Embedding(hp.src_vocab_size, d_model, PAD_ID, max_positions, dropout)
-        self.tgt_embed = self.src_embed if share_embeddings else Embedding(
-            hp.tgt_vocab_size, d_model, PAD_ID, max_positions, dropout
-        )  # fmt: skip
-        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, activation_dropout)
-        self.encoder = TransformerEncoder(encoder_layers, *layer_args)
-        self.decoder = TransformerDecoder(decoder_layers, *layer_args)
-        self.output = nn.Linear(d_model, hp.tgt_vocab_size, bias=False)
-        if tie_output:
-            self.output.weight = self.tgt_embed.tokens.weight
-        self.max_source_positions = max_positions
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        memory = self.encoder(self.src_embed(batch.src), batch.src_mask)  # (B, S, D)
-        hidden, _, _ = self.decoder(self.tgt_embed(batch.tgt_in), self.decoder.cross_kv(memory), batch.src_mask)
-        return self.output(hidden)  # (B, T, V)
-
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> dict:
-        memory = self.encoder(self.src_embed(src), src_mask)
-        return {"cross_kv": self.decoder.cross_kv(memory), "src_mask": src_mask, "caches": None, "step": 0}
-
-    def decode_step(self, prev_tokens: torch.Tensor, state: dict):
-        step = state["step"]
-        x = self.tgt_embed(prev_tokens[:, None], offset=step)  # (B, 1, D)
-        hidden, caches, weights = self.decoder(
-            x, state["cross_kv"], state["src_mask"], state["caches"], weights_layer=self.hparams.attention_layer
-        )
-        log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
-        new_state = {**state, "caches": caches, "step": step + 1}
-        head = self.hparams.attention_head
-        attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (B, S)
-        return log_probs, new_state, attention
-
-    def select_attention(self, layer: int | None = None, head: int | None = None) -> None:
-        """Which cross-attention ``decode_step`` reports (plots, alignments): a layer, and a head or the mean."""
-        hp = self.hparams
-        if layer is not None:
-            if not -hp.decoder_layers <= layer < hp.decoder_layers:
-                raise ValueError(f"layer {layer} is outside this model's {hp.decoder_layers} decoder layers")
-            hp.attention_layer = layer
-        if head is not None and not 0 <= head < hp.n_heads:
-            raise ValueError(f"head {head} is outside this model's {hp.n_heads} heads")
-        hp.attention_head = head
+        self.net = self.build(TransformerNet)

@@ -1,0 +1,112 @@
+"""``Seq2SeqNet``: the one interface every nmt network implements (plain ``nn.Module``, no Lightning).
+
+A network is the model proper: its layers and the four methods of DESIGN.md,
+``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step`` and ``reorder_state``.
+The search (:mod:`nmt.search`), ``nmt translate`` and the plots need nothing else, so they
+load a network from a checkpoint without importing Lightning (a second less per command).
+Training, evaluation and checkpoints are the job of the LightningModule "systems" in
+:mod:`nmt.models`, which hold a network as ``self.net``.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+
+import torch
+from torch import nn
+
+from nmt import search
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import Tokenizer
+
+
+def reorder_tensors(state, index: torch.Tensor):
+    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples."""
+    if isinstance(state, torch.Tensor):
+        return state.index_select(0, index)
+    if isinstance(state, dict):
+        return {k: reorder_tensors(v, index) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(reorder_tensors(v, index) for v in state)
+    return state
+
+
+def init_arguments(cls: type) -> list[str]:
+    """Names of the keyword arguments ``cls(...)`` accepts, its base classes' included."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass in (nn.Module, object):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self" and p.name not in names:
+                names.append(p.name)
+    return names
+
+
+class Seq2SeqNet(nn.Module, abc.ABC):
+    """Encoder-decoder network with the search interface.
+
+    Besides its layers a network carries what translating needs: the ``tokenizer`` and the
+    search defaults ``max_len_a``, ``max_len_b`` (outputs end after ``a * source_length + b``
+    tokens) and ``length_penalty`` (GNMT alpha); its system or the checkpoint sets them.
+    """
+
+    max_source_positions = 1024  # longest source the network accepts; longer ones are truncated
+
+    #: Entries of a dict state that depend only on the source sentence (encoder output, its
+    #: projections, the mask): every beam of a sentence holds the same rows, so a reorder that
+    #: stays within sentences can leave them alone.
+    source_state: frozenset[str] = frozenset()
+
+    def __init__(self, src_vocab_size: int = 1000, tgt_vocab_size: int = 1000):
+        super().__init__()
+        self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
+        self.tokenizer: Tokenizer | None = None
+        self.max_len_a, self.max_len_b, self.length_penalty = 1.5, 10, 1.0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @abc.abstractmethod
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V)."""
+
+    @abc.abstractmethod
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True):
+        """Run the encoder once per batch: src (B, S), src_mask (B, S) -> decoder state.
+
+        ``attention=False``: the caller will not use attention weights, so a network that
+        computes them only to report them (the Transformer) may skip that and return None.
+        """
+
+    @abc.abstractmethod
+    def decode_step(self, prev_tokens: torch.Tensor, state):
+        """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
+
+    def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
+        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
+
+        ``within_sentences``: ``index`` only moves rows among the beams of each sentence, so
+        the ``source_state`` entries are kept as they are.
+        """
+        if within_sentences and isinstance(state, dict) and self.source_state:
+            return {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
+        return reorder_tensors(state, index)
+
+    def translate_batch(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor,
+        beam: int = 1,
+        nbest: int = 1,
+        alpha: float | None = None,
+        attention: bool = True,
+    ) -> search.Hypotheses:
+        """Beam search (``beam=1``: greedy) with this network's length limits and penalty;
+        ``attention=False`` leaves the attention out of the result (faster)."""
+        alpha = self.length_penalty if alpha is None else alpha
+        if beam == 1:
+            return search.greedy(self, src, src_mask, self.max_len_a, self.max_len_b, attention)
+        return search.beam_search(self, src, src_mask, beam, nbest, alpha, self.max_len_a, self.max_len_b, attention)
