@@ -1,7 +1,8 @@
 """Greedy and batched beam search, written once for every model.
 
 A model provides ``encode(src, src_mask) -> state``, ``decode_step(prev (B,), state) ->
-(log_probs (B, V), state, attention (B, S) | None)`` and ``reorder_state(state, index)``.
+(log_probs (B, V), state, attention (B, S) | None)``, ``expand_state(state, beam)`` and
+``reorder_state(state, index)``.
 Nothing here asks which architecture it holds; the whole batch moves together (no Python
 loop over sentences).
 
@@ -167,7 +168,7 @@ def beam_search(
     # The sentences still searching (b of them; ``ids`` are their rows in the output).
     ids = torch.arange(B, device=device)
     state = model.encode(src, src_mask, attention)
-    state = model.reorder_state(state, ids.repeat_interleave(K))  # B*K rows
+    state = model.expand_state(state, K)  # B*K rows: the K beams of a sentence are consecutive
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence to start with
     alive_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)

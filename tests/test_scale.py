@@ -72,3 +72,29 @@ def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
         logits = model.train_forward(batch)
     assert logits.shape == (1, 2, 20) and model._compiled is None
     assert "torch.compile failed (RuntimeError: no compiler here)" in caplog.text
+
+
+def test_fused_adamw_on_cpu_decays_only_matrices():
+    from nmt.models.transformer import TransformerSeq2Seq
+
+    model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, weight_decay=0.01)
+    opt = model.configure_optimizers()["optimizer"]
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True  # one kernel, CPU too
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.01 and all(p.dim() >= 2 for p in decay["params"])
+    assert no_decay["weight_decay"] == 0.0 and all(p.dim() == 1 for p in no_decay["params"])
+    # It takes the same step as the plain (for-loop) implementation.
+    clones = [[p.detach().clone().requires_grad_() for p in g["params"]] for g in opt.param_groups]
+    groups = [{"params": c, "weight_decay": g["weight_decay"]} for c, g in zip(clones, opt.param_groups)]
+    reference = torch.optim.AdamW(groups, lr=opt.param_groups[0]["lr"], betas=opt.defaults["betas"], foreach=False)
+    torch.manual_seed(0)
+    for g, c in zip(opt.param_groups, clones):
+        for p, q in zip(g["params"], c):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+    before = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    opt.step()
+    reference.step()
+    after = [p.detach() for g in opt.param_groups for p in g["params"]]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(after, [q for c in clones for q in c]))

@@ -48,14 +48,25 @@ def test_cached_decode_step_equals_teacher_forcing(pre_norm):
     assert state["caches"][0][0].shape[2] == batch.tgt_in.size(1)
 
 
+@torch.no_grad()
 def test_reorder_state_selects_rows():
     model = tiny()
     batch = Batch.collate(PAIRS)
     state = model.net.encode(batch.src, batch.src_mask)
     _, state, _ = model.net.decode_step(batch.tgt_in[:, 0], state)
     swapped = model.net.reorder_state(state, torch.tensor([1, 1, 0]))
-    assert torch.equal(swapped["caches"][0][0][2], state["caches"][0][0][0])
     assert swapped["src_mask"].shape[0] == 3 and swapped["step"] == 1
+    # The next steps continue rows 1, 1, 0 exactly (the cache reorder is applied inside decode_step).
+    prev = batch.tgt_in[:, 1]
+    want, state, _ = model.net.decode_step(prev, state)
+    got, swapped, _ = model.net.decode_step(prev[[1, 1, 0]], swapped)
+    assert torch.allclose(got, want[[1, 1, 0]], atol=1e-6)
+    assert torch.equal(swapped["caches"][0][0], state["caches"][0][0][[1, 1, 0]])
+    again = model.net.reorder_state(model.net.reorder_state(swapped, torch.tensor([2, 0])), torch.tensor([1]))
+    # two reorders compose: rows [2, 0] of swapped, then row 1 of those = swapped row 0 = original row 1
+    assert torch.allclose(
+        model.net.decode_step(prev[[1]], again)[0][0], model.net.decode_step(prev, state)[0][1], atol=1e-6
+    )
 
 
 def test_embeddings_shared_and_tied():

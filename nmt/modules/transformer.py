@@ -3,7 +3,8 @@
 Attention runs through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels
 on GPU) except when attention weights are asked for (alignment plots), where the same
 softmax(QK^T / sqrt(d_k)) V (eq. 1) is written out. Decoding one step at a time keeps each
-layer's self-attention keys/values in a cache and projects the encoder memory into
+layer's self-attention keys/values in a cache (beam search's reordering of it is applied
+lazily, in the same pass that appends the new step) and projects the encoder memory into
 cross-attention keys/values once per sentence.
 
 Masks are boolean and True where a position may be attended to.
@@ -59,7 +60,15 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> output (B, Lq, D), weights (B, H, Lq, Lk) when ``need_weights``."""
+        """-> output (B, Lq, D), weights (B, H, Lq, Lk) when ``need_weights``.
+
+        Keys/values may have fewer rows than the queries, B = g * Bk (beam search: g beams per
+        sentence, consecutive): then each key row serves its g query rows, as g * Lq queries.
+        """
+        rows, lq = x.shape[:2]
+        group = rows // k.size(0)
+        if group > 1:
+            x = x.reshape(k.size(0), group * lq, -1)
         q = self._heads(self.q_proj(x))
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, Lk)
         weights = None
@@ -68,8 +77,8 @@ class MultiHeadAttention(nn.Module):
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
             if causal:
-                lq, lk = scores.shape[-2:]
-                future = torch.ones(lq, lk, dtype=torch.bool, device=x.device).triu(lk - lq + 1)
+                n_q, n_k = scores.shape[-2:]
+                future = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(n_k - n_q + 1)
                 scores = scores.masked_fill(future, float("-inf"))
             weights = scores.softmax(-1)
             out = dropout(weights, self.dropout, self.training) @ v
@@ -77,14 +86,34 @@ class MultiHeadAttention(nn.Module):
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
             )
-        return self.out_proj(out.transpose(1, 2).flatten(2)), weights
+        out = self.out_proj(out.transpose(1, 2).flatten(2))
+        if group > 1:
+            out = out.reshape(rows, lq, -1)
+            if weights is not None:  # (Bk, H, g * Lq, Lk) -> (B, H, Lq, Lk)
+                weights = weights.unflatten(2, (group, lq)).transpose(1, 2).flatten(0, 1)
+        return out, weights
+
+
+def extend_cache(cache: torch.Tensor, new: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+    """The rows ``order`` (B,) of ``cache`` (Bc, H, t, Dh) (all of them if None), with ``new`` (B, H, 1, Dh)
+    appended along time -> (B, H, t + 1, Dh); one pass over the cache, written in place of a gather + concat."""
+    t = cache.size(2)
+    out = new.new_empty(new.size(0), new.size(1), t + new.size(2), new.size(3))
+    if order is None:
+        out[:, :, :t] = cache
+    else:
+        torch.index_select(cache, 0, order, out=out[:, :, :t])
+    out[:, :, t:] = new
+    return out
 
 
 class FeedForward(nn.Sequential):
     """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), with optional dropout on the ReLU output."""
 
     def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(activation_dropout), nn.Linear(d_ff, d_model))
+        super().__init__(
+            nn.Linear(d_model, d_ff), nn.ReLU(inplace=True), Dropout(activation_dropout), nn.Linear(d_ff, d_model)
+        )
 
 
 class _Sublayer(nn.Module):
@@ -133,6 +162,7 @@ class DecoderLayer(nn.Module):
         src_mask: torch.Tensor,  # (B, S)
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,  # earlier self-attention k, v
         need_weights: bool = False,
+        order: torch.Tensor | None = None,  # (B,) the cache rows of the batch rows, if reordered
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """-> x (B, T, D), self-attention (k, v) including x, cross-attention weights (B, H, T, S)."""
         kv: tuple[torch.Tensor, torch.Tensor] = (torch.empty(0), torch.empty(0))
@@ -141,7 +171,7 @@ class DecoderLayer(nn.Module):
             nonlocal kv
             k, v = self.self_attn.project_kv(h)
             if cache is not None:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+                k, v = extend_cache(cache[0], k, order), extend_cache(cache[1], v, order)
             kv = (k, v)
             # With a cache the new query is the last position and may see every cached key.
             return self.self_attn(h, k, v, causal=cache is None)
@@ -206,12 +236,13 @@ class TransformerDecoder(nn.Module):
         src_mask: torch.Tensor,  # (B, S)
         caches: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
         weights_layer: int | None = None,
+        order: torch.Tensor | None = None,  # (B,) rows of the caches to continue, if reordered
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
         """-> hidden (B, T, D), new caches, cross-attention (B, H, T, S) of ``weights_layer``."""
         new_caches, weights = [], None
         for i, layer in enumerate(self.layers):
             want = weights_layer is not None and i == weights_layer % len(self.layers)
-            x, kv, w = layer(x, cross_kv[i], src_mask, None if caches is None else caches[i], want)
+            x, kv, w = layer(x, cross_kv[i], src_mask, None if caches is None else caches[i], want, order)
             new_caches.append(kv)
             weights = w if want else weights
         return self.norm(x), new_caches, weights

@@ -32,6 +32,17 @@ def reorder_tensors(state, index: torch.Tensor):
     return state
 
 
+def _batch_size(state) -> int:
+    """Rows of the first tensor found in a nested state."""
+    if isinstance(state, torch.Tensor):
+        return state.size(0)
+    for value in state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else []:
+        rows = _batch_size(value)
+        if rows >= 0:
+            return rows
+    return -1
+
+
 def init_arguments(cls: type) -> list[str]:
     """Names of the keyword arguments ``cls(...)`` accepts, its base classes' included."""
     names: list[str] = []
@@ -84,6 +95,14 @@ class Seq2SeqNet(nn.Module, abc.ABC):
     @abc.abstractmethod
     def decode_step(self, prev_tokens: torch.Tensor, state):
         """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
+
+    def expand_state(self, state, beam: int):
+        """Room for ``beam`` hypotheses per sentence: every row repeated ``beam`` times, consecutively
+        (B -> B * beam rows). Beam search calls this once, after ``encode``."""
+        if beam == 1:
+            return state
+        rows = _batch_size(state)
+        return reorder_tensors(state, torch.arange(rows, device=self.device).repeat_interleave(beam))
 
     def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
         """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
