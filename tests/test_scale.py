@@ -2,6 +2,7 @@
 
 import csv
 import json
+from types import SimpleNamespace
 
 import sacrebleu
 import torch
@@ -80,6 +81,9 @@ def test_fused_adamw_on_cpu_decays_only_matrices():
     model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, weight_decay=0.01)
     opt = model.configure_optimizers()["optimizer"]
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True  # one kernel, CPU too
+    model._trainer = SimpleNamespace(precision="bf16-mixed")  # Lightning clips gradients of unfused ones only
+    assert not model.configure_optimizers()["optimizer"].defaults["fused"]
+    model._trainer = None
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.01 and all(p.dim() >= 2 for p in decay["params"])
     assert no_decay["weight_decay"] == 0.0 and all(p.dim() == 1 for p in no_decay["params"])

@@ -173,7 +173,10 @@ class Seq2SeqSystem(L.LightningModule):
             {"params": decay, "weight_decay": self.hparams.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        fused = self.device.type in ("cuda", "cpu")  # one kernel for all tensors (CPU: 4x faster than foreach)
+        # Fused: one kernel for all tensors (CPU: 4x faster than foreach). Not with mixed precision,
+        # where Lightning refuses gradient clipping for optimizers that unscale gradients themselves.
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        fused = self.device.type in ("cuda", "cpu") and "mixed" not in precision
         opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas), fused=fused)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, inverse_sqrt(self.hparams.warmup_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
