@@ -111,9 +111,7 @@ class FeedForward(nn.Sequential):
     """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), with optional dropout on the ReLU output."""
 
     def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
-        super().__init__(
-            nn.Linear(d_model, d_ff), nn.ReLU(inplace=True), Dropout(activation_dropout), nn.Linear(d_ff, d_model)
-        )
+        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(activation_dropout), nn.Linear(d_ff, d_model))
 
 
 class _Sublayer(nn.Module):
