@@ -73,6 +73,19 @@ def test_reorder_state_handles_lstm_pairs():
     assert torch.equal(picked["keys"][2], state["keys"][1])
 
 
+@torch.no_grad()
+def test_expand_state_repeats_each_sentence_for_its_beams():
+    model = build(LuongSeq2Seq, {"cell": "lstm"})
+    batch = Batch.collate(PAIRS)
+    state = model.net.encode(batch.src, batch.src_mask)
+    beams = model.net.expand_state(state, 3)
+    assert beams["hidden"][0].shape[0] == beams["keys"].shape[0] == beams["feed"].shape[0] == 6
+    for row, sentence in enumerate([0, 0, 0, 1, 1, 1]):
+        assert torch.equal(beams["hidden"][1][row], state["hidden"][1][sentence])
+        assert torch.equal(beams["keys"][row], state["keys"][sentence])
+    assert model.net.expand_state(state, 1) is state
+
+
 def test_scheduled_sampling_changes_training_inputs_only():
     model = build(GRUSeq2Seq, {"teacher_forcing_ratio": 0.0})
     batch = Batch.collate(PAIRS)

@@ -1,9 +1,10 @@
 """``Seq2SeqNet``: the one interface every nmt network implements (plain ``nn.Module``, no Lightning).
 
 A network is the model proper: its layers and the four methods of DESIGN.md,
-``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step`` and ``reorder_state``.
-The search (:mod:`nmt.search`), ``nmt translate`` and the plots need nothing else, so they
-load a network from a checkpoint without importing Lightning (a second less per command).
+``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step`` and ``reorder_state``, plus
+``expand_state`` (room for the beams, once per batch). The search (:mod:`nmt.search`),
+``nmt translate`` and the plots need nothing else, so they load a network from a checkpoint
+without importing Lightning (2.5 s less per command on a 2-core CPU).
 Training, evaluation and checkpoints are the job of the LightningModule "systems" in
 :mod:`nmt.models`, which hold a network as ``self.net``.
 """
@@ -33,14 +34,11 @@ def reorder_tensors(state, index: torch.Tensor):
 
 
 def _batch_size(state) -> int:
-    """Rows of the first tensor found in a nested state."""
+    """Rows of the first tensor found in a nested state (-1: none)."""
     if isinstance(state, torch.Tensor):
         return state.size(0)
-    for value in state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else []:
-        rows = _batch_size(value)
-        if rows >= 0:
-            return rows
-    return -1
+    values = state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else ()
+    return next((rows for rows in map(_batch_size, values) if rows >= 0), -1)
 
 
 def init_arguments(cls: type) -> list[str]:
