@@ -41,7 +41,7 @@ class TranslationSamples(Callback):
         sources, refs = text.src[: self.num_sentences], text.tgt[: self.num_sentences]
         was_training = pl_module.training
         pl_module.eval()
-        results = translate_full(pl_module, sources, beam=pl_module.hparams.val_beam)
+        results = translate_full(pl_module.net, sources, beam=pl_module.hparams.val_beam)
         pl_module.train(was_training)
         rows = [[s, r, h[0].text if h else ""] for s, r, h in zip(sources, refs, results)]
         figures = []

@@ -106,7 +106,7 @@ def translate_full(
 ) -> list[list[Translation]]:
     """``nbest`` translations of each line, best first; batched by length, returned in input order.
 
-    ``model``: a network (:func:`load_model`) or a training system, which translates with its network.
+    ``model``: a network (:func:`load_model`, or a training system's ``.net``).
     ``attention=False`` leaves ``Translation.attention`` None and skips the work behind it.
     An empty (or all-white-space) line gets no hypotheses. Sources longer than the model's
     ``max_source_positions`` are truncated to fit, with a warning naming the first such line.

@@ -210,13 +210,13 @@ def main() -> None:
         if args.ckpt:
             from nmt.translate import load_model
 
-            ckpt, model = Path(args.ckpt), load_model(args.ckpt, args.device)
+            ckpt, net = Path(args.ckpt), load_model(args.ckpt, args.device)
             result["decode_ckpt"] = args.ckpt
         else:
-            meta = model.checkpoint_meta()
+            net, meta = model.net, model.checkpoint_meta()
             torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "nmt": meta}, ckpt)
         for beam in (1, 5):
-            steady = decode_steady(model, lines, beam, args.decode_max_tokens)
+            steady = decode_steady(net, lines, beam, args.decode_max_tokens)
             steady["process_seconds"] = decode_process(ckpt, src, beam, args.device, args.decode_max_tokens)
             result["decode"][f"beam{beam}"] = steady
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

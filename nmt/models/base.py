@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from nmt import metrics, search
+from nmt import metrics
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.errors import NmtError
@@ -111,25 +111,9 @@ class Seq2SeqSystem(L.LightningModule):
     def tokenizer(self, tokenizer: Tokenizer | None) -> None:
         self.net.tokenizer = tokenizer
 
-    @property
-    def max_source_positions(self) -> int:
-        return self.net.max_source_positions
-
     def forward(self, batch: Batch) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
         return self.net(batch)
-
-    def translate_batch(
-        self,
-        src: torch.Tensor,
-        src_mask: torch.Tensor,
-        beam: int = 1,
-        nbest: int = 1,
-        alpha: float | None = None,
-        attention: bool = True,
-    ) -> search.Hypotheses:
-        """Beam search with the network, see :meth:`~nmt.networks.base.Seq2SeqNet.translate_batch`."""
-        return self.net.translate_batch(src, src_mask, beam, nbest, alpha, attention)
 
     # ------------------------------------------------------------------ training
     def compile_model(self) -> None:
@@ -190,7 +174,7 @@ class Seq2SeqSystem(L.LightningModule):
     def _eval_step(self, batch: Batch, prefix: str) -> None:
         _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
         beam = self.hparams.val_beam if prefix == "val" else self.hparams.test_beam
-        hyps = self.translate_batch(batch.src, batch.src_mask, beam=beam, attention=False)
+        hyps = self.net.translate_batch(batch.src, batch.src_mask, beam=beam, attention=False)
         store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])
         store[0] += torch.stack([nll_sum.detach(), torch.tensor(float(batch.ntokens), device=self.device)])
         store[1].extend(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
@@ -202,7 +186,7 @@ class Seq2SeqSystem(L.LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[tuple[int, str]]:
-        hyps = self.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
+        hyps = self.net.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
         return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
 
     def _gather(self, pairs: list) -> list:
