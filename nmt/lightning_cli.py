@@ -18,6 +18,7 @@ from nmt.checkpointing import AtomicCheckpointIO, InterruptCheckpoint, ResumeSta
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.models.base import Seq2SeqSystem
+from nmt.prediction_writer import PredictionWriter
 from nmt.translate import read_checkpoint
 
 DEFAULT_MODEL = "nmt.models.transformer.TransformerSeq2Seq"
@@ -37,6 +38,7 @@ class NmtCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(TranslationSamples, "samples")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.set_defaults(
             {
                 "model": {"class_path": DEFAULT_MODEL},

@@ -75,6 +75,25 @@ def test_test_command_prints_scores_with_signature(tiny_runs):
     assert "test CHRF" in result.stdout and "test TER" in result.stdout
 
 
+def test_predict_writes_the_test_split_translations_in_order(tiny_runs, tiny_corpus, tmp_path):
+    root = tiny_runs["transformer"]
+    out = tmp_path / "pred" / "test.hyp.de"
+    result = run_nmt("predict", *tiny_runs.args("transformer"), "--ckpt_path", str(checkpoint(root)),
+                     "--trainer.default_root_dir", str(tmp_path), "--predictions.output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"wrote 24 translations of test to {out}" in result.stderr
+    lines = (tiny_corpus / "test.en").read_text(encoding="utf-8").splitlines()
+    model = load_model(checkpoint(root))
+    hyps = out.read_text(encoding="utf-8").splitlines()
+    test_beam = torch.load(checkpoint(root), weights_only=True)["hyper_parameters"]["test_beam"]
+    assert test_beam == 5 and hyps == translate(model, lines, beam=test_beam)
+    # without --predictions.output: next to the run, named after the split and target language
+    again = run_nmt("predict", *tiny_runs.args("transformer"), "--ckpt_path", str(checkpoint(root)),
+                    "--trainer.default_root_dir", str(tmp_path / "run"))  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "run" / "test.hyp.de").read_text(encoding="utf-8").splitlines() == hyps
+
+
 def test_misaligned_corpus_fails_fast_without_traceback(tmp_path):
     (tmp_path / "train.de").write_text("".join(f"satz {i}\n" for i in range(10)), encoding="utf-8")
     (tmp_path / "train.en").write_text("".join(f"sentence {i}\n" for i in range(9)), encoding="utf-8")

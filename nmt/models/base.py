@@ -27,6 +27,15 @@ from nmt.networks.base import Seq2SeqNet, init_arguments
 log = logging.getLogger(__name__)
 
 
+def gather_by_index(pairs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(dataset index, text) pairs from every rank, sorted by index, each sentence once."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, pairs)
+        pairs = [p for part in parts for p in part]
+    return sorted(dict(pairs).items())
+
+
 def label_smoothed_nll(
     logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int = PAD_ID
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,17 +198,10 @@ class Seq2SeqSystem(L.LightningModule):
         hyps = self.net.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
         return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
 
-    def _gather(self, pairs: list) -> list:
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            parts = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, pairs)
-            pairs = [p for part in parts for p in part]
-        return sorted(dict(pairs).items())  # by dataset index, each sentence once
-
     def _eval_epoch_end(self, prefix: str, split: str, names: tuple[str, ...]) -> dict:
         sums, pairs = self._eval.pop(prefix, [torch.zeros(2, device=self.device), []])
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        pairs = self._gather(pairs)
+        pairs = gather_by_index(pairs)
         refs = self.trainer.datamodule.references(split)
         scores = metrics.score([h for _, h in pairs], [refs[i] for i, _ in pairs], names)
         loss = sums[0] / sums[1].clamp(min=1)
