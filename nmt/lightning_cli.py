@@ -98,6 +98,11 @@ class NmtCLI(LightningCLI):
 
     def _check_ckpt_path(self) -> None:
         path = self.config[self.subcommand].get("ckpt_path")
+        if not path and self.subcommand != "fit":  # Lightning would go on with untrained weights
+            raise NmtError(
+                f"nmt {self.subcommand} needs --ckpt_path: a checkpoint written by nmt fit, "
+                "e.g. --ckpt_path RUN/checkpoints/best.ckpt"
+            )
         if path == "last":
             last = Path(self.config[self.subcommand]["checkpoint"]["dirpath"]) / "last.ckpt"
             path = str(last) if last.is_file() else None

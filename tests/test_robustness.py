@@ -43,6 +43,12 @@ def test_corrupted_checkpoint_for_test_and_translate(tiny_runs, tmp_path):
     assert_clean_error(result, "not a readable checkpoint", "truncated")
 
 
+def test_evaluation_commands_need_a_checkpoint(tiny_corpus, tmp_path):
+    for command in ("test", "predict"):
+        result = run_nmt(command, "--data.data_dir", str(tiny_corpus), "--trainer.default_root_dir", str(tmp_path))
+        assert_clean_error(result, f"nmt {command} needs --ckpt_path", "RUN/checkpoints/best.ckpt")
+
+
 def test_checkpoint_of_another_model_or_vocabulary(tiny_runs, tmp_path):
     # Another model: the checkpoint names its class and settings, and `nmt test` builds that model.
     gru = checkpoint(tiny_runs["gru"])
