@@ -42,6 +42,16 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     dm.setup("validate")
     hyps = translate(model, dm.texts["val"].src)
     assert abs(logged[-1] - sacrebleu.corpus_bleu(hyps, [dm.texts["val"].tgt]).score) < 1e-4
+    # nmt predict on both ranks writes one file: every test sentence once, in corpus order.
+    out = tmp_path / "test.hyp.de"
+    predicted = run_nmt(
+        "predict", *tiny_runs.args("transformer"), "--ckpt_path", str(tmp_path / "R" / "checkpoints" / "last.ckpt"),
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.default_root_dir", str(tmp_path / "P"), "--predictions.output", str(out),
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-4000:]
+    test_sources = (tiny_corpus / "test.en").read_text(encoding="utf-8").splitlines()
+    assert out.read_text(encoding="utf-8").splitlines() == translate(model, test_sources, beam=5)
 
 
 def test_bf16_mixed_on_cpu_loss_falls(tiny_runs, tmp_path):
