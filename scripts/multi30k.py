@@ -8,9 +8,12 @@ For every model (``configs/multi30k/<model>.yaml``) and direction it runs ``nmt 
 ``configs/data/multi30k.yaml`` (arguments after ``--`` go to every fit), translates the test
 source with ``nmt translate --beam 5`` from the best checkpoint by validation BLEU, and scores
 the detokenised, cased output with sacreBLEU (BLEU and chrF, signatures kept); without a
-validation (``best.ckpt``) the last checkpoint is used. Writes
-``OUT/results.json`` and ``OUT/results.md`` and prints the table; finished runs (a
-``score.json`` in their folder) are kept, so an interrupted sweep continues where it stopped.
+validation (``best.ckpt``) the last checkpoint is used. With several ``--length-penalties`` the
+validation split is translated with each and the test set with the one that scored best there.
+Writes ``OUT/results.json`` and ``OUT/results.md`` and prints the table. Finished steps are
+kept, so an interrupted sweep continues where it stopped: a run folder with ``score.json`` is
+done, one with ``fit.json`` is trained (delete its ``score.json`` to decode it again, e.g.
+with other length penalties).
 """
 
 from __future__ import annotations
@@ -48,39 +51,62 @@ def count_parameters(state_dict: dict) -> int:
     return sum(unique.values())
 
 
+def decode(ckpt: Path, source: Path, hyp: Path, beam: int, alpha: float) -> None:
+    run([sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--beam", str(beam),
+         "--length-penalty", str(alpha), "--input", str(source), "--output", str(hyp)])  # fmt: skip
+
+
+def pick_length_penalty(ckpt: Path, folder: Path, src: str, tgt: str, args) -> tuple[float, dict]:
+    """The length penalty with the best validation BLEU (the first of equals), and every one's BLEU."""
+    if len(args.length_penalties) == 1:
+        return args.length_penalties[0], {}
+    val_bleu = {}
+    for alpha in args.length_penalties:
+        hyp = folder / f"{args.val_split}.hyp.{tgt}.lp{alpha}"
+        decode(ckpt, args.data_dir / f"{args.val_split}.{src}", hyp, args.beam, alpha)
+        val_bleu[str(alpha)] = score(args.data_dir / f"{args.val_split}.{tgt}", hyp)["bleu"]
+    best = max(args.length_penalties, key=lambda a: val_bleu[str(a)])
+    return best, val_bleu
+
+
 def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     folder = args.out / f"{model}.{src}-{tgt}"
-    done = folder / "score.json"
+    done, trained = folder / "score.json", folder / "fit.json"
     if done.is_file():
         return json.loads(done.read_text())
-    start = time.perf_counter()
-    run([sys.executable, "-m", "nmt", "fit", "--config", f"configs/multi30k/{model}.yaml",
-         "--config", "configs/data/multi30k.yaml", "--data.data_dir", str(args.data_dir),
-         "--data.src_lang", src, "--data.tgt_lang", tgt, "--data.test_split", args.test_split,
-         "--trainer.default_root_dir", str(folder), "--trainer.enable_progress_bar", "false", *fit_args])  # fmt: skip
-    train_seconds = time.perf_counter() - start
+    if not trained.is_file():
+        start = time.perf_counter()
+        run([sys.executable, "-m", "nmt", "fit", "--config", f"configs/multi30k/{model}.yaml",
+             "--config", "configs/data/multi30k.yaml", "--data.data_dir", str(args.data_dir),
+             "--data.src_lang", src, "--data.tgt_lang", tgt, "--data.test_split", args.test_split,
+             "--data.val_split", args.val_split, "--trainer.default_root_dir", str(folder),
+             "--trainer.enable_progress_bar", "false", *fit_args])  # fmt: skip
+        trained.write_text(json.dumps({"train_seconds": round(time.perf_counter() - start), "fit_args": fit_args}))
+    fit = json.loads(trained.read_text())
     ckpt = folder / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():  # no validation ran (e.g. --trainer.max_time with a long val_check_interval)
         ckpt = folder / "checkpoints" / "last.ckpt"
+    alpha, val_bleu = pick_length_penalty(ckpt, folder, src, tgt, args)
     hyp = folder / f"{args.test_split}.hyp.{tgt}"
-    run([sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--beam", str(args.beam),
-         "--input", str(args.data_dir / f"{args.test_split}.{src}"), "--output", str(hyp)])  # fmt: skip
+    decode(ckpt, args.data_dir / f"{args.test_split}.{src}", hyp, args.beam, alpha)
     import torch
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     result = {"model": model, "direction": f"{src}-{tgt}", "parameters": count_parameters(state["state_dict"]),
-              "steps": state["global_step"],
-              "train_seconds": round(train_seconds), "beam": args.beam, "fit_args": fit_args,
+              "steps": state["global_step"], "train_seconds": fit["train_seconds"], "beam": args.beam,
+              "length_penalty": alpha, "val_bleu_by_length_penalty": val_bleu, "fit_args": fit["fit_args"],
               **score(args.data_dir / f"{args.test_split}.{tgt}", hyp)}  # fmt: skip
     done.write_text(json.dumps(result, indent=2))
     return result
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | direction | parameters | steps | training | BLEU | chrF |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | direction | parameters | steps | training | length penalty | BLEU | chrF |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         lines.append(f"| {r['model']} | {r['direction']} | {r['parameters'] / 1e6:.1f} M | {r['steps']} | "
-                     f"{r['train_seconds'] / 60:.0f} min | {r['bleu']:.1f} | {r['chrf']:.1f} |")  # fmt: skip
+                     f"{r['train_seconds'] / 60:.0f} min | {r.get('length_penalty', 1.0)} | {r['bleu']:.1f} | "
+                     f"{r['chrf']:.1f} |")  # fmt: skip
     if results:
         lines += ["", f"BLEU: `{results[0]['bleu_signature']}`", f"chrF: `{results[0]['chrf_signature']}`"]
     return "\n".join(lines)
@@ -93,7 +119,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--directions", nargs="+", default=["de-en", "en-de"], help="SRC-TGT pairs")
     parser.add_argument("--test-split", default="test_2016_flickr")
+    parser.add_argument("--val-split", default="val")
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--length-penalties", type=float, nargs="+", default=[1.0], metavar="ALPHA",
+                        help="several: choose the one with the best validation BLEU")  # fmt: skip
     args, fit_args = parser.parse_known_args()
     fit_args = [a for a in fit_args if a != "--"]
     args.data_dir, args.out = args.data_dir.resolve(), args.out.resolve()

@@ -31,5 +31,21 @@ def test_sweep_scores_the_best_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert result["parameters"] == sum(p.numel() for p in model.parameters())  # tied embeddings counted once
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "| transformer | en-de |" in (tmp_path / "results.md").read_text()
+    assert result["length_penalty"] == 1.0 and result["val_bleu_by_length_penalty"] == {}
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "nmt fit" not in again.stdout  # finished runs are kept, not retrained
+    # Decoding again with the length penalty chosen on the validation set; the training is kept.
+    (tmp_path / "transformer.en-de" / "score.json").unlink()
+    tuned = subprocess.run([*cmd[:2], "--length-penalties", "0.0", "2.0", *cmd[2:]], cwd=REPO, capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert "nmt fit" not in tuned.stdout and tuned.stdout.count("nmt translate") == 3
+    [result] = json.loads((tmp_path / "results.json").read_text())
+    val_ref = [(tiny_corpus / "val.de").read_text().splitlines()]
+    val_bleu = {}
+    for alpha in ("0.0", "2.0"):
+        val_hyp = (tmp_path / "transformer.en-de" / f"val.hyp.de.lp{alpha}").read_text().splitlines()
+        val_bleu[alpha] = round(sacrebleu.corpus_bleu(val_hyp, val_ref).score, 2)
+    assert result["val_bleu_by_length_penalty"] == val_bleu
+    assert result["length_penalty"] == max([0.0, 2.0], key=lambda a: val_bleu[str(a)])
+    assert f"| {result['length_penalty']} |" in (tmp_path / "results.md").read_text()
