@@ -13,7 +13,11 @@ validation split is translated with each and the test set with the one that scor
 Writes ``OUT/results.json`` and ``OUT/results.md`` and prints the table. Finished steps are
 kept, so an interrupted sweep continues where it stopped: a run folder with ``score.json`` is
 done, one with ``fit.json`` is trained (delete its ``score.json`` to decode it again, e.g.
-with other length penalties).
+with other length penalties), and a fit that was interrupted resumes from its ``last.ckpt``.
+``--train-more`` trains finished runs further from their ``last.ckpt`` when the fit arguments
+differ from their last session's (give a larger ``--trainer.max_time`` or ``--trainer.max_steps``:
+both count what was already trained) and scores them again; the training time in the table is
+the sum over all sessions.
 """
 
 from __future__ import annotations
@@ -69,19 +73,56 @@ def pick_length_penalty(ckpt: Path, folder: Path, src: str, tgt: str, args) -> t
     return best, val_bleu
 
 
+def global_step(ckpt: Path) -> int:
+    import torch
+
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+
+
+def train(model: str, src: str, tgt: str, folder: Path, args, fit_args: list[str]) -> None:
+    """Run ``nmt fit`` into ``folder``, resuming from its ``last.ckpt`` if it has one, and add the
+    session (seconds, arguments, steps reached) to ``fit.json``.
+
+    ``fit.started`` holds the start and arguments of a fit in progress: a fit that was killed is
+    counted up to the time its ``last.ckpt`` was written (the training it kept) when it is resumed."""
+    trained, started, last = folder / "fit.json", folder / "fit.started", folder / "checkpoints" / "last.ckpt"
+    fit = json.loads(trained.read_text()) if trained.is_file() else {"train_seconds": 0, "sessions": []}
+    fit.setdefault("sessions", [{"seconds": fit["train_seconds"], "fit_args": fit.get("fit_args", [])}])
+    if started.is_file() and last.is_file():  # killed: keep what it trained until its last checkpoint
+        killed = json.loads(started.read_text())
+        seconds = round(last.stat().st_mtime - killed["start"])
+        fit["sessions"].append({"seconds": seconds, "fit_args": killed["fit_args"], "steps": global_step(last),
+                                "killed": True})  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    started.write_text(json.dumps({"start": time.time(), "fit_args": fit_args}))
+    start = time.perf_counter()
+    run([sys.executable, "-m", "nmt", "fit", "--config", f"configs/multi30k/{model}.yaml",
+         "--config", "configs/data/multi30k.yaml", "--data.data_dir", str(args.data_dir),
+         "--data.src_lang", src, "--data.tgt_lang", tgt, "--data.test_split", args.test_split,
+         "--data.val_split", args.val_split, "--trainer.default_root_dir", str(folder),
+         "--trainer.enable_progress_bar", "false", *fit_args,
+         *(["--ckpt_path", "last"] if last.is_file() else [])])  # fmt: skip
+    seconds = round(time.perf_counter() - start)
+    fit["sessions"].append(
+        {"seconds": seconds, "fit_args": fit_args, "steps": global_step(last) if last.is_file() else None}
+    )
+    fit.update(train_seconds=sum(s["seconds"] for s in fit["sessions"]), fit_args=fit_args)
+    trained.write_text(json.dumps(fit, indent=2))
+    started.unlink()
+
+
 def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     folder = args.out / f"{model}.{src}-{tgt}"
     done, trained = folder / "score.json", folder / "fit.json"
+    more = args.train_more and trained.is_file() and json.loads(trained.read_text())["fit_args"] != fit_args
+    if more and not (folder / "fit.started").is_file():  # trained with other arguments: train further
+        if done.is_file():  # keep the earlier score beside the new one
+            done.rename(folder / f"score.step{json.loads(done.read_text())['steps']}.json")
+        train(model, src, tgt, folder, args, fit_args)
     if done.is_file():
         return json.loads(done.read_text())
-    if not trained.is_file():
-        start = time.perf_counter()
-        run([sys.executable, "-m", "nmt", "fit", "--config", f"configs/multi30k/{model}.yaml",
-             "--config", "configs/data/multi30k.yaml", "--data.data_dir", str(args.data_dir),
-             "--data.src_lang", src, "--data.tgt_lang", tgt, "--data.test_split", args.test_split,
-             "--data.val_split", args.val_split, "--trainer.default_root_dir", str(folder),
-             "--trainer.enable_progress_bar", "false", *fit_args])  # fmt: skip
-        trained.write_text(json.dumps({"train_seconds": round(time.perf_counter() - start), "fit_args": fit_args}))
+    if not trained.is_file() or (folder / "fit.started").is_file():
+        train(model, src, tgt, folder, args, fit_args)
     fit = json.loads(trained.read_text())
     ckpt = folder / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():  # no validation ran (e.g. --trainer.max_time with a long val_check_interval)
@@ -95,6 +136,7 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     result = {"model": model, "direction": f"{src}-{tgt}", "parameters": count_parameters(state["state_dict"]),
               "steps": state["global_step"], "train_seconds": fit["train_seconds"], "beam": args.beam,
               "length_penalty": alpha, "val_bleu_by_length_penalty": val_bleu, "fit_args": fit["fit_args"],
+              "sessions": fit.get("sessions", []),
               **score(args.data_dir / f"{args.test_split}.{tgt}", hyp)}  # fmt: skip
     done.write_text(json.dumps(result, indent=2))
     return result
@@ -123,6 +165,9 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--length-penalties", type=float, nargs="+", default=[1.0], metavar="ALPHA",
                         help="several: choose the one with the best validation BLEU")  # fmt: skip
+    parser.add_argument("--train-more", action="store_true",
+                        help="train finished runs further from their last.ckpt when the fit arguments differ "
+                        "from their last session's (a larger max_time or max_steps), and score them again")  # fmt: skip
     args, fit_args = parser.parse_known_args()
     fit_args = [a for a in fit_args if a != "--"]
     args.data_dir, args.out = args.data_dir.resolve(), args.out.resolve()

@@ -49,3 +49,35 @@ def test_sweep_scores_the_best_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert result["val_bleu_by_length_penalty"] == val_bleu
     assert result["length_penalty"] == max([0.0, 2.0], key=lambda a: val_bleu[str(a)])
     assert f"| {result['length_penalty']} |" in (tmp_path / "results.md").read_text()
+
+
+def test_train_more_continues_from_last_checkpoint_and_adds_the_time(tiny_corpus, tmp_path):
+    def sweep(*extra):
+        cmd = [sys.executable, "scripts/multi30k.py", "--data-dir", str(tiny_corpus), "--out", str(tmp_path),
+               "--models", "transformer", "--directions", "de-en", "--test-split", "test", *extra, "--",
+               *TINY_FIT[:-6], "--trainer.val_check_interval", "4",
+               "--trainer.enable_model_summary", "false"]  # fmt: skip
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    folder = tmp_path / "transformer.de-en"
+    sweep("--trainer.max_steps", "4")
+    assert json.loads((folder / "score.json").read_text())["steps"] == 4
+    out = sweep("--train-more", "--trainer.max_steps", "8")
+    assert "--ckpt_path last" in out  # the optimizer, schedule and step count continue
+    result = json.loads((folder / "score.json").read_text())
+    assert json.loads((folder / "score.step4.json").read_text())["steps"] == 4  # the earlier score is kept
+    # (the scored checkpoint is the best by validation BLEU, which may still be step 4's)
+    fit = json.loads((folder / "fit.json").read_text())
+    assert [s["steps"] for s in fit["sessions"]] == [4, 8]
+    assert result["train_seconds"] == fit["train_seconds"] == sum(s["seconds"] for s in fit["sessions"])
+    assert "nmt fit" not in sweep("--train-more", "--trainer.max_steps", "8")  # the same arguments: done
+    # A fit killed after writing last.ckpt counts until that checkpoint and resumes from it.
+    last = folder / "checkpoints" / "last.ckpt"
+    (folder / "fit.started").write_text(json.dumps({"start": last.stat().st_mtime - 7, "fit_args": ["killed"]}))
+    (folder / "score.json").unlink()
+    assert "--ckpt_path last" in sweep("--trainer.max_steps", "12")
+    fit = json.loads((folder / "fit.json").read_text())
+    assert [s["steps"] for s in fit["sessions"]] == [4, 8, 8, 12] and not (folder / "fit.started").exists()
+    assert fit["sessions"][2] == {"seconds": 7, "fit_args": ["killed"], "steps": 8, "killed": True}
