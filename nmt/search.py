@@ -179,6 +179,7 @@ def beam_search(
     fin_attn: torch.Tensor | None = None
     fin_scores = torch.full((B, nbest), NEG_INF, device=device)
     prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
+    first_limit = int(limit.min())  # no sentence is at its length limit before this step
 
     for t in range(steps):
         b = ids.size(0)
@@ -187,10 +188,11 @@ def beam_search(
         attn = attn if attention else None
         log_probs = log_probs.float().view(b, K, -1)
         V = log_probs.size(-1)
-        at_limit = (limit <= t)[:, None, None]  # forced EOS at the length limit
-        eos_only = torch.full_like(log_probs, NEG_INF)
-        eos_only[..., EOS_ID] = log_probs[..., EOS_ID]
-        log_probs = torch.where(at_limit, eos_only, log_probs)
+        if t >= first_limit:  # forced EOS at the length limit, touching only those sentences' rows
+            at_limit = (limit <= t).nonzero().squeeze(1)
+            eos = log_probs[at_limit, :, EOS_ID]
+            log_probs[at_limit] = NEG_INF
+            log_probs[at_limit, :, EOS_ID] = eos
         log_probs[..., PAD_ID] = NEG_INF
         log_probs[..., BOS_ID] = NEG_INF
 
