@@ -85,3 +85,18 @@ def test_keys_projected_once_not_per_step():
 def test_dot_needs_equal_sizes():
     with pytest.raises(ValueError, match="equal query and key sizes"):
         LuongAttention(4, 6, score="dot")
+
+
+@torch.no_grad()
+def test_grouped_attention_equals_attention_over_copies():
+    """Beams reading one copy of the keys get exactly what they got from a copy each."""
+    torch.manual_seed(0)
+    for attention in (BahdanauAttention(6, 5, 4), *(LuongAttention(6, 6, 4, score) for score in LuongAttention.SCORES)):
+        values, query = torch.randn(2, 7, 6), torch.randn(6, 6)
+        mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+        keys = attention.project_keys(values if isinstance(attention, LuongAttention) else values[..., :5])
+        shared = attention(query, keys, values, mask)
+        each = attention(query, *(x.repeat_interleave(3, 0) for x in (keys, values, mask)))
+        for got, want in zip(shared, each):
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
+        assert shared[1][3:, 4:].abs().sum() == 0  # padding of the second sentence, in all three of its beams

@@ -79,11 +79,19 @@ def test_expand_state_repeats_each_sentence_for_its_beams():
     batch = Batch.collate(PAIRS)
     state = model.net.encode(batch.src, batch.src_mask)
     beams = model.net.expand_state(state, 3)
-    assert beams["hidden"][0].shape[0] == beams["keys"].shape[0] == beams["feed"].shape[0] == 6
+    assert beams["hidden"][0].shape[0] == beams["feed"].shape[0] == 6 and beams["beam"] == 3
     for row, sentence in enumerate([0, 0, 0, 1, 1, 1]):
         assert torch.equal(beams["hidden"][1][row], state["hidden"][1][sentence])
-        assert torch.equal(beams["keys"][row], state["keys"][sentence])
+    # The source side is shared by a sentence's beams: one row per sentence, not a copy per beam.
+    for key in ("keys", "values", "src_mask"):
+        assert beams[key] is state[key]
     assert model.net.expand_state(state, 1) is state
+    # When the first sentence leaves, its beams' rows go and the second sentence's source row stays.
+    left = model.net.reorder_state(beams, torch.tensor([5, 3, 4]))
+    assert torch.equal(left["keys"], state["keys"][1:]) and torch.equal(left["src_mask"], state["src_mask"][1:])
+    assert torch.equal(left["feed"], beams["feed"][[5, 3, 4]])
+    within = model.net.reorder_state(beams, torch.tensor([2, 2, 0, 4, 5, 3]), within_sentences=True)
+    assert within["keys"] is state["keys"] and torch.equal(within["hidden"][0], beams["hidden"][0][[2, 2, 0, 4, 5, 3]])
 
 
 def test_scheduled_sampling_changes_training_inputs_only():

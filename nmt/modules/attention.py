@@ -7,6 +7,8 @@ Both are called the same way::
 
 query (B, Q), keys (B, S, K') as returned by ``project_keys``, values (B, S, V), mask (B, S)
 True at real tokens -> context (B, V), weights (B, S) summing to 1, exactly 0 at padding.
+The query may have g times as many rows as the keys (beam search: the g consecutive beams of
+a sentence attend to one copy of its keys and values); context and weights then have B * g rows.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ import torch
 from torch import nn
 
 
+def _group(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """(B * g, Q) -> (B, g, Q): the query rows of each key row."""
+    return query.view(keys.size(0), -1, query.size(-1))
+
+
 def _attend(scores: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)  # (B, S)
-    return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights  # (B, V), (B, S)
+    weights = scores.masked_fill(~mask.unsqueeze(1), float("-inf")).softmax(-1)  # (B, g, S)
+    return torch.bmm(weights, values).flatten(0, 1), weights.flatten(0, 1)  # (B * g, V), (B * g, S)
 
 
 class BahdanauAttention(nn.Module):
@@ -36,7 +43,8 @@ class BahdanauAttention(nn.Module):
         return self.key_proj(keys)
 
     def forward(self, query, keys, values, mask) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.v(torch.tanh(self.query_proj(query).unsqueeze(1) + keys)).squeeze(-1)  # (B, S)
+        query = _group(self.query_proj(query), keys).unsqueeze(2)  # (B, g, 1, A)
+        scores = self.v(torch.tanh(query + keys.unsqueeze(1))).squeeze(-1)  # (B, g, S)
         return _attend(scores, values, mask)
 
 
@@ -69,7 +77,8 @@ class LuongAttention(nn.Module):
 
     def forward(self, query, keys, values, mask) -> tuple[torch.Tensor, torch.Tensor]:
         if self.score == "concat":
-            scores = self.v(torch.tanh(self.query_proj(query).unsqueeze(1) + keys)).squeeze(-1)
+            query = _group(self.query_proj(query), keys).unsqueeze(2)  # (B, g, 1, A)
+            scores = self.v(torch.tanh(query + keys.unsqueeze(1))).squeeze(-1)
         else:
-            scores = torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
+            scores = torch.bmm(_group(query, keys), keys.transpose(1, 2))  # (B, g, S)
         return _attend(scores, values, mask)

@@ -29,6 +29,7 @@ class BahdanauNet(RecurrentNet):
     """
 
     source_state = frozenset({"keys", "values", "src_mask"})
+    shared_source = True  # a sentence's beams attend to one copy of its keys and values
 
     def __init__(self, attention_size: int | None = None, **kwargs):
         super().__init__(**kwargs)

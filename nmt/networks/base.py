@@ -67,6 +67,10 @@ class Seq2SeqNet(nn.Module, abc.ABC):
     #: projections, the mask): every beam of a sentence holds the same rows, so a reorder that
     #: stays within sentences can leave them alone.
     source_state: frozenset[str] = frozenset()
+    #: True: in beam search the ``source_state`` entries keep one row per *sentence*, and the
+    #: network reads them for the ``state["beam"]`` consecutive rows of that sentence's beams at
+    #: once (its attention groups the queries), instead of holding a copy for every beam.
+    shared_source: bool = False
 
     def __init__(self, src_vocab_size: int = 1000, tgt_vocab_size: int = 1000):
         super().__init__()
@@ -96,11 +100,16 @@ class Seq2SeqNet(nn.Module, abc.ABC):
 
     def expand_state(self, state, beam: int):
         """Room for ``beam`` hypotheses per sentence: every row repeated ``beam`` times, consecutively
-        (B -> B * beam rows). Beam search calls this once, after ``encode``."""
+        (B -> B * beam rows; with ``shared_source`` the source entries stay at B rows and
+        ``state["beam"]`` says how many rows share each). Beam search calls this once, after ``encode``."""
         if beam == 1:
             return state
-        rows = _batch_size(state)
-        return reorder_tensors(state, torch.arange(rows, device=self.device).repeat_interleave(beam))
+        if not self.shared_source:
+            return reorder_tensors(state, torch.arange(_batch_size(state), device=self.device).repeat_interleave(beam))
+        rows = _batch_size({k: state[k] for k in self.source_state})
+        index = torch.arange(rows, device=self.device).repeat_interleave(beam)
+        expanded = {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
+        return {**expanded, "beam": state.get("beam", 1) * beam}
 
     def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
         """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
@@ -108,9 +117,20 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         ``within_sentences``: ``index`` only moves rows among the beams of each sentence, so
         the ``source_state`` entries are kept as they are.
         """
-        if within_sentences and isinstance(state, dict) and self.source_state:
-            return {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
-        return reorder_tensors(state, index)
+        if not isinstance(state, dict) or not self.source_state:
+            return reorder_tensors(state, index)
+        new = {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
+        return new if within_sentences else {**new, **self.source_rows(state, index)}
+
+    def source_rows(self, state: dict, index: torch.Tensor) -> dict:
+        """The ``source_state`` entries for the decoder rows ``index`` (sentences left the batch).
+
+        With ``shared_source``, ``index`` moves whole groups of ``state["beam"]`` rows, and the
+        source rows follow their groups."""
+        if self.shared_source:
+            group = state.get("beam", 1)
+            index = index[::group] // group
+        return {key: reorder_tensors(state[key], index) for key in self.source_state}
 
     def translate_batch(
         self,

@@ -31,6 +31,7 @@ class LuongNet(RecurrentNet):
     """
 
     source_state = frozenset({"keys", "values", "src_mask"})
+    shared_source = True  # a sentence's beams attend to one copy of its keys and values
 
     def __init__(self, score: str = "general", input_feeding: bool = True, **kwargs):
         super().__init__(**kwargs)

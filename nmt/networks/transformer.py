@@ -14,7 +14,7 @@ from torch import nn
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID
 from nmt.modules.transformer import Embedding, TransformerDecoder, TransformerEncoder
-from nmt.networks.base import Seq2SeqNet, reorder_tensors
+from nmt.networks.base import Seq2SeqNet
 
 
 class TransformerNet(Seq2SeqNet):
@@ -40,6 +40,7 @@ class TransformerNet(Seq2SeqNet):
     """
 
     source_state = frozenset({"cross_kv", "src_mask"})
+    shared_source = True  # cross-attention lets a sentence's beams share its keys/values (5x less to read)
 
     def __init__(
         self,
@@ -96,21 +97,11 @@ class TransformerNet(Seq2SeqNet):
             "order": None,  # a reorder of the caches not applied yet: batch row -> cache row
         }
 
-    def expand_state(self, state: dict, beam: int) -> dict:
-        # The encoder side stays one row per sentence: cross-attention lets the ``beam`` consecutive
-        # decoder rows of a sentence share its keys/values (5x less memory traffic for beam 5).
-        return {**state, "beam": state["beam"] * beam}
-
     def reorder_state(self, state: dict, index: torch.Tensor, within_sentences: bool = False) -> dict:
         # The caches are reordered lazily: the next decode_step gathers them while appending to them.
         pending = state["order"]
         new = {**state, "order": None if state["caches"] is None else index if pending is None else pending[index]}
-        if not within_sentences:  # sentences left: keep the source rows of the remaining ones
-            group = state["beam"]
-            sentences = index[::group] // group
-            for key in self.source_state:
-                new[key] = reorder_tensors(state[key], sentences)
-        return new
+        return new if within_sentences else {**new, **self.source_rows(state, index)}
 
     def decode_step(self, prev_tokens: torch.Tensor, state: dict):
         step = state["step"]
