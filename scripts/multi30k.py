@@ -114,6 +114,9 @@ def train(model: str, src: str, tgt: str, folder: Path, args, fit_args: list[str
 def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     folder = args.out / f"{model}.{src}-{tgt}"
     done, trained = folder / "score.json", folder / "fit.json"
+    if done.is_file() and not trained.is_file():  # scored before fit.json was written: recover it
+        scored = json.loads(done.read_text())
+        trained.write_text(json.dumps({"train_seconds": scored["train_seconds"], "fit_args": scored["fit_args"]}))
     more = args.train_more and trained.is_file() and json.loads(trained.read_text())["fit_args"] != fit_args
     if more and not (folder / "fit.started").is_file():  # trained with other arguments: train further
         if done.is_file():  # keep the earlier score beside the new one
