@@ -117,14 +117,14 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     if done.is_file() and not trained.is_file():  # scored before fit.json was written: recover it
         scored = json.loads(done.read_text())
         trained.write_text(json.dumps({"train_seconds": scored["train_seconds"], "fit_args": scored["fit_args"]}))
-    more = args.train_more and trained.is_file() and json.loads(trained.read_text())["fit_args"] != fit_args
-    if more and not (folder / "fit.started").is_file():  # trained with other arguments: train further
-        if done.is_file():  # keep the earlier score beside the new one
-            done.rename(folder / f"score.step{json.loads(done.read_text())['steps']}.json")
-        train(model, src, tgt, folder, args, fit_args)
+    killed = (folder / "fit.started").is_file()
+    more = not killed and args.train_more and trained.is_file()
+    more = more and json.loads(trained.read_text())["fit_args"] != fit_args  # trained with other arguments
+    if more and done.is_file():  # keep the earlier score beside the new one
+        done.rename(folder / f"score.step{json.loads(done.read_text())['steps']}.json")
     if done.is_file():
         return json.loads(done.read_text())
-    if not trained.is_file() or (folder / "fit.started").is_file():
+    if more or killed or not trained.is_file():
         train(model, src, tgt, folder, args, fit_args)
     fit = json.loads(trained.read_text())
     ckpt = folder / "checkpoints" / "best.ckpt"
