@@ -6,10 +6,11 @@
 
 For every model (``configs/multi30k/<model>.yaml``) and direction it runs ``nmt fit`` with
 ``configs/data/multi30k.yaml`` (arguments after ``--`` go to every fit), translates the test
-source with ``nmt translate --beam 5`` from the best checkpoint by validation BLEU, and scores
-the detokenised, cased output with sacreBLEU (BLEU and chrF, signatures kept); without a
-validation (``best.ckpt``) the last checkpoint is used. With several ``--length-penalties`` the
-validation split is translated with each and the test set with the one that scored best there.
+source with ``nmt translate --beam 5`` and scores the detokenised, cased output with sacreBLEU
+(BLEU and chrF, signatures kept). The checkpoint and length penalty are chosen on the validation
+split: it is translated, with the same beam, from ``best.ckpt`` (the best validation BLEU of
+training's greedy decoding) and from ``last.ckpt`` when that is a later step, with each of
+``--length-penalties``, and the test set is translated with the pair that scored best there.
 Writes ``OUT/results.json`` and ``OUT/results.md`` and prints the table. Finished steps are
 kept, so an interrupted sweep continues where it stopped: a run folder with ``score.json`` is
 done, one with ``fit.json`` is trained (delete its ``score.json`` to decode it again, e.g.
@@ -60,17 +61,27 @@ def decode(ckpt: Path, source: Path, hyp: Path, beam: int, alpha: float) -> None
          "--length-penalty", str(alpha), "--input", str(source), "--output", str(hyp)])  # fmt: skip
 
 
-def pick_length_penalty(ckpt: Path, folder: Path, src: str, tgt: str, args) -> tuple[float, dict]:
-    """The length penalty with the best validation BLEU (the first of equals), and every one's BLEU."""
-    if len(args.length_penalties) == 1:
-        return args.length_penalties[0], {}
-    val_bleu = {}
-    for alpha in args.length_penalties:
-        hyp = folder / f"{args.val_split}.hyp.{tgt}.lp{alpha}"
-        decode(ckpt, args.data_dir / f"{args.val_split}.{src}", hyp, args.beam, alpha)
-        val_bleu[str(alpha)] = score(args.data_dir / f"{args.val_split}.{tgt}", hyp)["bleu"]
-    best = max(args.length_penalties, key=lambda a: val_bleu[str(a)])
-    return best, val_bleu
+def pick_decoding(folder: Path, src: str, tgt: str, args) -> tuple[Path, float, dict]:
+    """The checkpoint (``best.ckpt``, or a later ``last.ckpt``) and length penalty with the best beam-search
+    BLEU on the validation split (the first of equals), and every pair's BLEU: {checkpoint: {alpha: BLEU}}."""
+    ckpts = [c for c in (folder / "checkpoints" / "best.ckpt", folder / "checkpoints" / "last.ckpt") if c.is_file()]
+    if not ckpts:
+        sys.exit(f"{folder / 'checkpoints'} has neither best.ckpt nor last.ckpt: delete {folder / 'fit.json'} "
+                 "to train this run again.")  # fmt: skip
+    if len(ckpts) == 2 and global_step(ckpts[0]) >= global_step(ckpts[1]):  # no training after the best step
+        ckpts = ckpts[:1]
+    if len(ckpts) * len(args.length_penalties) == 1:
+        return ckpts[0], args.length_penalties[0], {}
+    val_bleu: dict[str, dict[str, float]] = {}
+    for ckpt in ckpts:
+        val_bleu[ckpt.name] = {}
+        for alpha in args.length_penalties:
+            hyp = folder / f"{args.val_split}.hyp.{tgt}.{ckpt.stem}.lp{alpha}"
+            decode(ckpt, args.data_dir / f"{args.val_split}.{src}", hyp, args.beam, alpha)
+            val_bleu[ckpt.name][str(alpha)] = score(args.data_dir / f"{args.val_split}.{tgt}", hyp)["bleu"]
+    pairs = [(ckpt, alpha) for ckpt in ckpts for alpha in args.length_penalties]
+    ckpt, alpha = max(pairs, key=lambda pair: val_bleu[pair[0].name][str(pair[1])])
+    return ckpt, alpha, val_bleu
 
 
 def global_step(ckpt: Path) -> int:
@@ -127,10 +138,7 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     if more or killed or not trained.is_file():
         train(model, src, tgt, folder, args, fit_args)
     fit = json.loads(trained.read_text())
-    ckpt = folder / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():  # no validation ran (e.g. --trainer.max_time with a long val_check_interval)
-        ckpt = folder / "checkpoints" / "last.ckpt"
-    alpha, val_bleu = pick_length_penalty(ckpt, folder, src, tgt, args)
+    ckpt, alpha, val_bleu = pick_decoding(folder, src, tgt, args)
     hyp = folder / f"{args.test_split}.hyp.{tgt}"
     decode(ckpt, args.data_dir / f"{args.test_split}.{src}", hyp, args.beam, alpha)
     import torch
@@ -138,7 +146,8 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     result = {"model": model, "direction": f"{src}-{tgt}", "parameters": count_parameters(state["state_dict"]),
               "steps": state["global_step"], "train_seconds": fit["train_seconds"], "beam": args.beam,
-              "length_penalty": alpha, "val_bleu_by_length_penalty": val_bleu, "fit_args": fit["fit_args"],
+              "checkpoint": ckpt.name, "length_penalty": alpha, "val_bleu_by_checkpoint": val_bleu,
+              "fit_args": fit["fit_args"],
               "sessions": fit.get("sessions", []),
               **score(args.data_dir / f"{args.test_split}.{tgt}", hyp)}  # fmt: skip
     done.write_text(json.dumps(result, indent=2))
@@ -146,12 +155,12 @@ def one(model: str, src: str, tgt: str, args, fit_args: list[str]) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | direction | parameters | steps | training | length penalty | BLEU | chrF |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | direction | parameters | checkpoint | steps | training | length penalty | BLEU | chrF |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
-        lines.append(f"| {r['model']} | {r['direction']} | {r['parameters'] / 1e6:.1f} M | {r['steps']} | "
-                     f"{r['train_seconds'] / 60:.0f} min | {r.get('length_penalty', 1.0)} | {r['bleu']:.1f} | "
-                     f"{r['chrf']:.1f} |")  # fmt: skip
+        lines.append(f"| {r['model']} | {r['direction']} | {r['parameters'] / 1e6:.1f} M | "
+                     f"{r.get('checkpoint', 'best.ckpt')} | {r['steps']} | {r['train_seconds'] / 60:.0f} min | "
+                     f"{r.get('length_penalty', 1.0)} | {r['bleu']:.1f} | {r['chrf']:.1f} |")  # fmt: skip
     if results:
         lines += ["", f"BLEU: `{results[0]['bleu_signature']}`", f"chrF: `{results[0]['chrf_signature']}`"]
     return "\n".join(lines)
