@@ -57,19 +57,28 @@ class ResumeState(Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class InterruptCheckpoint(Callback):
-    """On Ctrl-C or an error during training, save ``dirpath/last.ckpt`` (not before the first step).
+class FinalCheckpoint(Callback):
+    """Save ``dirpath/last.ckpt`` when training ends: normally, on Ctrl-C or on an error (not before the
+    first step), so a run continues (``--ckpt_path last``) from the step it stopped at.
 
-    Lightning's ``OnExceptionCheckpoint`` is not used: it deletes its file after a normal finish,
-    and its presence makes ``fit`` resume from "last" without being asked.
+    Lightning's ``ModelCheckpoint`` refreshes ``last.ckpt`` only with a top-k save or every N steps, so
+    the steps after the last such save (a time limit, ``max_steps`` between saves, or a final
+    validation that was not a new best) would be lost. Its ``OnExceptionCheckpoint`` is not used: it
+    deletes its file after a normal finish, and its presence makes ``fit`` resume without being asked.
     """
 
     def __init__(self, dirpath: str, filename: str = "last"):
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if trainer.global_step > 0 and trainer.state.fn == "fit":
+    def _save(self, trainer) -> None:
+        if trainer.global_step > 0 and trainer.state.fn == "fit" and not trainer.sanity_checking:
             trainer.save_checkpoint(self.path)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._save(trainer)
 
 
 def check_checkpoint(path: str, model) -> None:

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from nmt.callbacks import TranslationSamples
-from nmt.checkpointing import AtomicCheckpointIO, InterruptCheckpoint, ResumeState, check_checkpoint
+from nmt.checkpointing import AtomicCheckpointIO, FinalCheckpoint, ResumeState, check_checkpoint
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.models.base import Seq2SeqSystem
@@ -98,8 +98,8 @@ class NmtCLI(LightningCLI):
         config["plugins"] = [AtomicCheckpointIO(), *plugins]
         dirpath = self._get(self.config, "checkpoint.dirpath") if self.subcommand else None
         extra = [ResumeState()]
-        if dirpath:  # Ctrl-C or an error while training leaves a resumable last.ckpt
-            extra.append(InterruptCheckpoint(dirpath, filename="last"))
+        if dirpath:  # the end of training (also by Ctrl-C or an error) leaves a resumable last.ckpt
+            extra.append(FinalCheckpoint(dirpath, filename="last"))
         return super()._instantiate_trainer(config, [*callbacks, *extra])
 
     def _check_ckpt_path(self) -> None:

@@ -219,9 +219,20 @@ def test_kill_9_then_resume_gives_the_same_weights(tiny_runs, straight_run, tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "unreliable results" not in resumed.stderr  # Lightning's warning does not apply: the position is kept
     final = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)
-    assert final["global_step"] == 40
+    assert final["global_step"] == 10
     a, b = state_dict(straight_run / "checkpoints/last.ckpt"), final["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after resuming from step {killed_at}"
+
+
+def test_last_checkpoint_holds_the_final_step(tiny_runs, tmp_path):
+    # 33 steps: the last periodic save is step 30 and the last validation step 20.
+    short = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME, "--trainer.max_steps", "33"))
+    assert short.returncode == 0, short.stderr[-3000:]
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 33
+    more = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")  # trained further to 40
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "Restored all states" in more.stderr + more.stdout
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 40
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_checkpoint(tiny_runs, tmp_path):
@@ -234,7 +245,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_checkpoint(tiny_runs, tmp_p
     assert 0 < step <= 40
     resumed = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 40
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
 
 
 def test_non_finite_loss_stops_with_advice_and_keeps_good_weights(tiny_runs, tmp_path):
