@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nmt.errors import NmtError
@@ -58,13 +59,16 @@ class ResumeState(Callback):
 
 
 class FinalCheckpoint(Callback):
-    """Save ``dirpath/last.ckpt`` when training ends: normally, on Ctrl-C or on an error (not before the
-    first step), so a run continues (``--ckpt_path last``) from the step it stopped at.
+    """Save ``dirpath/last.ckpt`` after the last training step (``max_steps``, ``max_time``, the last
+    epoch or a requested stop) and on Ctrl-C or an error (not before the first step), so a run
+    continues (``--ckpt_path last``) from the step it stopped at.
 
-    Lightning's ``ModelCheckpoint`` refreshes ``last.ckpt`` only with a top-k save or every N steps, so
-    the steps after the last such save (a time limit, ``max_steps`` between saves, or a final
-    validation that was not a new best) would be lost. Its ``OnExceptionCheckpoint`` is not used: it
-    deletes its file after a normal finish, and its presence makes ``fit`` resume without being asked.
+    Lightning's ``ModelCheckpoint`` refreshes ``last.ckpt`` only with a top-k save or every N steps,
+    so the steps after the last such save would be lost. The save happens in the last step's
+    ``on_train_batch_end``, not in ``on_train_end``: by then Lightning counts a stopped epoch as
+    finished, and a run continued from there would skip that epoch's remaining batches.
+    ``OnExceptionCheckpoint`` is not used: it deletes its file after a normal finish, and its
+    presence makes ``fit`` resume without being asked.
     """
 
     def __init__(self, dirpath: str, filename: str = "last"):
@@ -74,8 +78,21 @@ class FinalCheckpoint(Callback):
         if trainer.global_step > 0 and trainer.state.fn == "fit" and not trainer.sanity_checking:
             trainer.save_checkpoint(self.path)
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._save(trainer)
+    @staticmethod
+    def last_step(trainer) -> bool:
+        """Whether the step that just ended is the last one of this fit."""
+        if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
+            return True
+        for timer in (cb for cb in trainer.callbacks if isinstance(cb, Timer)):
+            left = timer.time_remaining("train")  # the Timer itself stops the run after this hook
+            if left is not None and left <= 0:
+                return True
+        last_epoch = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1
+        return last_epoch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.last_step(trainer):
+            self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._save(trainer)

@@ -228,7 +228,10 @@ def test_last_checkpoint_holds_the_final_step(tiny_runs, tmp_path):
     # 33 steps: the last periodic save is step 30 and the last validation step 20.
     short = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME, "--trainer.max_steps", "33"))
     assert short.returncode == 0, short.stderr[-3000:]
-    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 33
+    last = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == 33
+    # 17 batches an epoch: step 33 is the 16th of the second epoch, and a run continued from here goes on there.
+    assert last["TranslationDataModule"] == {"epoch": 1, "batches_done": 16}
     more = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")  # trained further to 40
     assert more.returncode == 0, more.stderr[-3000:]
     assert "Restored all states" in more.stderr + more.stdout
