@@ -83,10 +83,11 @@ class FinalCheckpoint(Callback):
         """Whether the step that just ended is the last one of this fit."""
         if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
             return True
-        for timer in (cb for cb in trainer.callbacks if isinstance(cb, Timer)):
-            left = timer.time_remaining("train")  # the Timer itself stops the run after this hook
-            if left is not None and left <= 0:
-                return True
+        # --trainer.max_time: the Timer stops the run after this hook. Ranks' clocks differ and saving is
+        # collective, so rank 0 decides for all (as the Timer does).
+        timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer) and cb.time_remaining("train") is not None]
+        if timers and trainer.strategy.broadcast(any(t.time_remaining("train") <= 0 for t in timers)):
+            return True
         last_epoch = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1
         return last_epoch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
 
