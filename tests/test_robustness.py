@@ -219,7 +219,7 @@ def test_kill_9_then_resume_gives_the_same_weights(tiny_runs, straight_run, tmp_
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "unreliable results" not in resumed.stderr  # Lightning's warning does not apply: the position is kept
     final = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)
-    assert final["global_step"] == 10
+    assert final["global_step"] == 40
     a, b = state_dict(straight_run / "checkpoints/last.ckpt"), final["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a), f"weights differ after resuming from step {killed_at}"
 
@@ -248,7 +248,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_checkpoint(tiny_runs, tmp_p
     assert 0 < step <= 40
     resumed = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 40
 
 
 def test_non_finite_loss_stops_with_advice_and_keeps_good_weights(tiny_runs, tmp_path):
