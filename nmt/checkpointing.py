@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nmt.errors import NmtError
@@ -67,6 +67,9 @@ class FinalCheckpoint(Callback):
     so the steps after the last such save would be lost. The save happens in the last step's
     ``on_train_batch_end``, not in ``on_train_end``: by then Lightning counts a stopped epoch as
     finished, and a run continued from there would skip that epoch's remaining batches.
+    Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` in ``on_train_end`` when it
+    saved nothing during the fit (e.g. no new best validation score), with that wrong position; after
+    this callback's save it is told the last checkpoint exists.
     ``OnExceptionCheckpoint`` is not used: it deletes its file after a normal finish, and its
     presence makes ``fit`` resume without being asked.
     """
@@ -77,6 +80,13 @@ class FinalCheckpoint(Callback):
     def _save(self, trainer) -> None:
         if trainer.global_step > 0 and trainer.state.fn == "fit" and not trainer.sanity_checking:
             trainer.save_checkpoint(self.path)
+            # A ModelCheckpoint with save_last that has not saved during this fit writes last.ckpt again
+            # in on_train_end, with the epoch counted as finished: it would replace this file. Tell it
+            # that the last checkpoint is written.
+            for callback in trainer.checkpoint_callbacks:
+                if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath is not None:
+                    if Path(callback.dirpath) == self.path.parent:
+                        callback._last_checkpoint_saved = str(self.path)
 
     @staticmethod
     def last_step(trainer) -> bool:

@@ -46,6 +46,18 @@ def test_shuffle_depends_on_seed_and_epoch_only():
     assert a.sampler is a  # Lightning calls set_epoch on batch_sampler.sampler
 
 
+def test_resumed_epoch_continues_before_set_epoch_is_called():
+    straight = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    straight.set_epoch(1)
+    second_epoch = list(straight)
+    resumed = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    resumed.resume = (1, 3)  # a checkpoint taken after 3 batches of the second epoch
+    assert list(resumed) == second_epoch[3:]  # Lightning creates this iterator before set_epoch(1)
+    resumed.set_epoch(2)
+    straight.set_epoch(2)
+    assert list(resumed) == list(straight)  # later epochs are whole
+
+
 def test_ddp_shards_are_disjoint_equal_and_cover_training_data():
     shards = [list(TokenBudgetBatchSampler(LENGTHS, 150, True, 5, num_replicas=3, rank=r)) for r in range(3)]
     assert len({len(s) for s in shards}) == 1

@@ -162,11 +162,13 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         return self._cache[1]
 
     def __iter__(self):
-        batches = self.batches()
-        if self.resume is not None and self.resume[0] == self.epoch:
-            batches = batches[self.resume[1] :]  # continue a restarted epoch where it stopped
-        self.resume = None
-        return iter(batches)
+        done = 0
+        if self.resume is not None:
+            # A resumed run's first iterator is created before Lightning calls ``set_epoch``: the
+            # epoch comes from the checkpoint, and the batches already trained on are skipped.
+            self.epoch, done = self.resume
+            self.resume = None
+        return iter(self.batches()[done:])
 
     def __len__(self) -> int:
         return len(self.batches())
