@@ -58,6 +58,17 @@ def test_resumed_epoch_continues_before_set_epoch_is_called():
     assert list(resumed) == list(straight)  # later epochs are whole
 
 
+def test_the_trainers_epoch_wins_over_set_epoch():
+    # After a resume from a checkpoint saved at on_train_epoch_end, Lightning calls set_epoch(e + 1) for epoch e.
+    epoch = 2
+    sampler = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    sampler.epoch_source = lambda: epoch
+    sampler.set_epoch(3)
+    expected = TokenBudgetBatchSampler(LENGTHS, 150, shuffle=True, seed=1)
+    expected.set_epoch(2)
+    assert list(sampler) == list(expected)
+
+
 def test_ddp_shards_are_disjoint_equal_and_cover_training_data():
     shards = [list(TokenBudgetBatchSampler(LENGTHS, 150, True, 5, num_replicas=3, rank=r)) for r in range(3)]
     assert len({len(s) for s in shards}) == 1

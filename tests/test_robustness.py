@@ -178,7 +178,11 @@ RESUME = ["--trainer.max_steps", "40", "--trainer.val_check_interval", "20", "--
 @pytest.fixture(scope="module")
 def straight_run(tiny_runs, tmp_path_factory):
     root = tmp_path_factory.mktemp("straight")
-    result = run_nmt(*fit_args(tiny_runs, root, *RESUME))
+    # Also keeps the checkpoints saved in on_train_epoch_end (test_resuming_from_a_checkpoint_saved_at_epoch_end).
+    epoch_end = ["--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                 "--trainer.callbacks.every_n_epochs=1", "--trainer.callbacks.save_on_train_epoch_end=true",
+                 "--trainer.callbacks.save_top_k=-1", f"--trainer.callbacks.dirpath={root / 'epochs'}"]  # fmt: skip
+    result = run_nmt(*fit_args(tiny_runs, root, *RESUME, *epoch_end))
     assert result.returncode == 0, result.stderr[-3000:]
     return root
 
@@ -242,6 +246,30 @@ def test_last_checkpoint_holds_the_final_step(tiny_runs, straight_run, tmp_path)
     # The same batches in the same order as 40 steps straight (the second epoch's last one included).
     a, b = state_dict(straight_run / "checkpoints/last.ckpt"), final["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after resuming in the second epoch"
+
+
+def test_resuming_after_the_last_batch_of_an_epoch_starts_the_next_one(tiny_runs, straight_run, tmp_path):
+    # Step 34 is the second epoch's last batch: max_steps saves it in on_train_batch_end.
+    short = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME, "--trainer.max_steps", "34"))
+    assert short.returncode == 0, short.stderr[-3000:]
+    last = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)
+    assert last["TranslationDataModule"] == {"epoch": 2, "batches_done": 0}  # Lightning starts epoch 2 on resume
+    more = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")
+    assert more.returncode == 0, more.stderr[-3000:]
+    a, b = state_dict(straight_run / "checkpoints/last.ckpt"), state_dict(tmp_path / "checkpoints/last.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after resuming at an epoch's end"
+
+
+def test_resuming_from_a_checkpoint_saved_at_epoch_end(tiny_runs, straight_run, tmp_path):
+    # Saved in on_train_epoch_end after step 34; Lightning then passes set_epoch one too many.
+    (saved,) = (straight_run / "epochs").glob("epoch=1-step=34*.ckpt")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/last.ckpt").write_bytes(saved.read_bytes())
+    more = run_nmt(*fit_args(tiny_runs, tmp_path, *RESUME), "--ckpt_path", "last")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 40
+    a, b = state_dict(straight_run / "checkpoints/last.ckpt"), state_dict(tmp_path / "checkpoints/last.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after resuming from an epoch-end checkpoint"
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_checkpoint(tiny_runs, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -125,6 +126,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self.resume: tuple[int, int] | None = None  # (epoch, batches already done) after a restart
+        # The trainer's epoch, read when an epoch's iterator is created. Lightning's ``set_epoch`` value
+        # runs one ahead for the rest of a run resumed from a checkpoint saved in ``on_train_epoch_end``.
+        self.epoch_source: Callable[[], int] | None = None
         self._cache: tuple[int, list[list[int]]] | None = None
         # Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``: that is us.
         self.sampler = self
@@ -168,6 +172,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             # epoch comes from the checkpoint, and the batches already trained on are skipped.
             self.epoch, done = self.resume
             self.resume = None
+        elif self.epoch_source is not None:
+            self.epoch = self.epoch_source()
         return iter(self.batches()[done:])
 
     def __len__(self) -> int:

@@ -241,6 +241,9 @@ class TranslationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         loader = self._loader(self.hparams.train_split, train=True)
         loader.batch_sampler.resume, self._resume = self._resume, None
+        trainer = self.trainer
+        if trainer is not None:
+            loader.batch_sampler.epoch_source = lambda: trainer.current_epoch
         return loader
 
     def state_dict(self) -> dict:
@@ -248,8 +251,13 @@ class TranslationDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is None or trainer.state.fn != "fit":
             return {}
-        loop = trainer.fit_loop.epoch_loop
-        return {"epoch": trainer.current_epoch, "batches_done": loop.batch_progress.current.processed}
+        epochs = trainer.fit_loop.epoch_progress.current
+        epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= trainer.num_training_batches and epochs.processed == epochs.completed:
+            # Saved after the epoch's last batch, before the epoch ended (on_train_batch_end): on resume
+            # Lightning counts the epoch as finished and starts the next one with the first iterator.
+            epoch, done = epoch + 1, 0
+        return {"epoch": epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict) -> None:
         if state:
