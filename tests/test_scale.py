@@ -93,7 +93,9 @@ def test_fused_adamw_on_cpu_decays_only_matrices():
     model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, weight_decay=0.01)
     opt = model.configure_optimizers()["optimizer"]
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True  # one kernel, CPU too
-    model._trainer = SimpleNamespace(precision="bf16-mixed")  # Lightning clips gradients of unfused ones only
+    model._trainer = SimpleNamespace(precision="bf16-mixed")  # nmt clips for it (Lightning would refuse)
+    assert model.configure_optimizers()["optimizer"].defaults["fused"]
+    model._trainer = SimpleNamespace(precision="16-mixed")  # the gradient scaler unscales before clipping
     assert not model.configure_optimizers()["optimizer"].defaults["fused"]
     model._trainer = None
     decay, no_decay = opt.param_groups
