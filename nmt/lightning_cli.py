@@ -11,7 +11,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from nmt.callbacks import TranslationSamples
@@ -20,6 +20,7 @@ from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.models.base import Seq2SeqSystem
 from nmt.prediction_writer import PredictionWriter
+from nmt.progress_bar import DeviceAwareProgressBar
 from nmt.translate import read_checkpoint
 
 DEFAULT_MODEL = "nmt.models.transformer.TransformerSeq2Seq"
@@ -98,6 +99,10 @@ class NmtCLI(LightningCLI):
         config["plugins"] = [AtomicCheckpointIO(), *plugins]
         dirpath = self._get(self.config, "checkpoint.dirpath") if self.subcommand else None
         extra = [ResumeState()]
+        given = config.get("callbacks") or []
+        given = [*callbacks, *(given if isinstance(given, list) else [given])]
+        if config.get("enable_progress_bar", True) is not False and not any(isinstance(c, ProgressBar) for c in given):
+            extra.append(DeviceAwareProgressBar())
         if dirpath:  # the end of training (also by Ctrl-C or an error) leaves a resumable last.ckpt
             extra.append(FinalCheckpoint(dirpath, filename="last"))
         return super()._instantiate_trainer(config, [*callbacks, *extra])

@@ -34,8 +34,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# Dense bf16 peak TFLOP/s of devices we know (no sparsity).
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+# Dense bf16 peak TFLOP/s of devices we know (no sparsity); the first name found in the device's name counts.
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0, "H200": 989.0, "A100": 312.0,
+                    "L40S": 362.0, "L40": 181.0, "L4": 121.0, "A10": 125.0}  # fmt: skip
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
 
 
 def build(config_path: str, device: str, precision: str, compile_model: bool):
@@ -222,7 +227,7 @@ def main() -> None:
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device.startswith("cuda"):
         result["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in result["device_name"]), None)
+        peak = bf16_peak_tflops(result["device_name"])
         if peak:
             result["train"]["mfu"] = 6 * params * result["train"]["tokens_per_s"] / (peak * 1e12)
 

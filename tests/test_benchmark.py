@@ -42,3 +42,15 @@ def test_benchmark_counts_the_timed_steps_tokens_and_decodes(tiny_corpus, tmp_pa
         assert abs(decode["seconds"] * decode["sentences_per_s"] - 10) < 1e-6
     assert report["parameters"] > 0 and report["peak_rss_mib"] > 0
     assert "training" in result.stdout and "decoding beam 5" in result.stdout
+
+
+def test_model_flops_utilisation_uses_the_devices_own_peak():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from benchmark import bf16_peak_tflops
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bf16_peak_tflops("NVIDIA L40") == 181.0 and bf16_peak_tflops("NVIDIA L4") == 121.0
+    assert bf16_peak_tflops("Tesla T4") is None  # no MFU rather than a wrong one

@@ -118,3 +118,32 @@ def test_print_config_shows_linked_defaults():
     assert result.returncode == 0, result.stderr
     assert "class_path: nmt.models.transformer.TransformerSeq2Seq" in result.stdout
     assert "monitor: val/bleu" in result.stdout
+
+
+def test_progress_bar_refreshes_every_step_on_cpu_and_less_often_on_a_gpu():
+    from types import SimpleNamespace
+
+    from nmt.progress_bar import DeviceAwareProgressBar
+
+    def refresh_rate(device: str) -> int:
+        bar = DeviceAwareProgressBar(accelerator_refresh_rate=25)
+        trainer = SimpleNamespace(is_global_zero=True, strategy=SimpleNamespace(root_device=torch.device(device)))
+        bar.setup(trainer, None, "fit")
+        return bar.refresh_rate
+
+    assert refresh_rate("cpu") == 1
+    assert refresh_rate("cuda") == 25
+
+
+def test_fit_shows_a_progress_bar_and_takes_the_users_own(tiny_runs, tmp_path):
+    args = [*tiny_runs.args("transformer"), "--trainer.enable_progress_bar", "true", "--samples.num_sentences", "0",
+            "--trainer.max_steps", "6", "--trainer.val_check_interval", "6"]  # fmt: skip
+    ours = run_nmt("fit", *args, "--trainer.default_root_dir", str(tmp_path / "a"))
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    steps = set(re.findall(r"Epoch 0: +\d+%\S* +\| *(\d+)/", ours.stdout.replace("\r", "\n")))
+    assert {"1", "2", "3", "4"} <= steps  # every step on a CPU (an epoch here is 5 batches)
+    bar = ["--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar", "--trainer.callbacks.refresh_rate=3"]
+    theirs = run_nmt("fit", *args, *bar, "--trainer.default_root_dir", str(tmp_path / "b"))
+    assert theirs.returncode == 0, theirs.stderr[-3000:]  # not two progress bars
+    steps = set(re.findall(r"Epoch 0: +\d+%\S* +\| *(\d+)/", theirs.stdout.replace("\r", "\n")))
+    assert steps & {"1", "2", "4"} == set() and "3" in steps
