@@ -79,3 +79,29 @@ def test_clipping_by_norm_and_by_value(tiny_corpus, precision):
     by_value = GradientSizes()
     fit(*tiny(tiny_corpus), by_value, precision, steps=3, gradient_clip_val=1e-4, gradient_clip_algorithm="value")
     assert max(by_value.maxima) == pytest.approx(1e-4)
+
+
+def test_the_guard_reads_gpu_values_only_once_the_device_is_done():
+    """The CUDA path, with a stand-in for the event: polling never waits, waiting at the end does."""
+    from nmt.models.step_guard import StepGuard
+
+    class Event:
+        def __init__(self):
+            self.done, self.waited = False, False
+
+        def query(self):
+            return self.done
+
+        def synchronize(self):
+            self.waited = True
+
+    guard, finite, bad = StepGuard(lr=1e-3), Event(), Event()
+    guard._pending.extend([(torch.tensor([2.5, 1.0]), finite, 7), (torch.tensor([float("inf"), 1.0]), bad, 8)])
+    guard.poll()  # neither is done: nothing read, nothing raised
+    assert len(guard._pending) == 2 and not finite.waited
+    finite.done = True
+    guard.poll()  # step 7 read and fine; step 8 still on its way
+    assert len(guard._pending) == 1
+    with pytest.raises(NmtError, match="step 8: the loss is inf"):
+        guard.poll(wait=True)  # the end of training waits for the last ones
+    assert bad.waited
