@@ -1,4 +1,4 @@
-"""A callback for the DDP test: record which rows each rank trained and validated on."""
+"""Callbacks for the DDP tests: record which rows each rank trained and validated on; poison one rank's gradient."""
 
 import json
 from pathlib import Path
@@ -21,3 +21,16 @@ class RecordBatches(Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         record = {"train": self.train, "val": self.val, "world": trainer.world_size}
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class NanGradientOnOneRank(Callback):
+    """Rank ``rank`` gets a NaN gradient in the backward pass of update ``at`` (before DDP averages gradients,
+    as a NaN from the data or an overflow would)."""
+
+    def __init__(self, rank: int = 1, at: int = 3):
+        self.rank, self.at = rank, at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_rank == self.rank and trainer.global_step == self.at:
+            weight = next(pl_module.parameters())
+            handle = weight.register_hook(lambda grad: (handle.remove(), grad * float("nan"))[1])

@@ -116,3 +116,20 @@ def test_fused_adamw_on_cpu_decays_only_matrices():
     after = [p.detach() for g in opt.param_groups for p in g["params"]]
     assert all(not torch.equal(a, b) for a, b in zip(before, after))
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(after, [q for c in clones for q in c]))
+
+
+def test_ddp_a_nan_on_one_rank_stops_every_rank_with_good_weights(tiny_runs, tmp_path):
+    # Gradients are averaged across ranks, so every rank sees the non-finite norm, skips the same step and stops.
+    result = run_nmt(
+        "fit", *tiny_runs.args("transformer"),
+        "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.max_steps", "8", "--trainer.val_check_interval", "8",
+        "--trainer.callbacks+=tests.ddp_probe.NanGradientOnOneRank", "--trainer.default_root_dir", str(tmp_path),
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Training stopped at step 3: the gradient norm is nan") == 2  # both ranks
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4  # the skipped update is counted, nothing after it ran
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
