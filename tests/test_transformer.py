@@ -84,3 +84,37 @@ def test_loss_falls_on_a_tiny_batch():
 
     losses = train_losses(tiny(), Batch.collate(PAIRS), steps=30, lr=3e-3, smoothing=0.1)
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16_attention_on_cpu_is_written_out_and_matches_the_fused_kernel(causal, monkeypatch):
+    from nmt.modules import transformer as blocks
+
+    torch.manual_seed(0)
+    attn = blocks.MultiHeadAttention(32, 4)
+    x = torch.randn(3, 6, 32)
+    mask = None if causal else torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] + [False] * 5])
+    calls = []
+    fused = blocks.F.scaled_dot_product_attention
+    monkeypatch.setattr(blocks.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or fused(*a, **k))
+
+    def run(dtype):
+        xs = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out, weights = attn(xs, *attn.project_kv(xs), mask, causal=causal)
+        out.float().pow(2).sum().backward()
+        return out.float(), xs.grad
+
+    reference, ref_grad = run(torch.float32)  # the fused kernel
+    assert calls == [1] and reference.dtype == torch.float32
+    out, grad = run(torch.bfloat16)  # written out, softmax in float32
+    assert calls == [1]
+    assert torch.allclose(out, reference, atol=0.03, rtol=0.02)
+    assert torch.allclose(grad, ref_grad, atol=0.05, rtol=0.05)
+    # The weights asked for in bf16 sum to one, and padded keys or future positions get none.
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        _, weights = attn(x, *attn.project_kv(x), mask, causal=causal, need_weights=True)
+    assert weights.dtype == torch.bfloat16 and weights.shape == (3, 4, 6, 6)
+    assert torch.allclose(weights.float().sum(-1), torch.ones(3, 4, 6), atol=1e-2)
+    hidden = torch.ones(6, 6, dtype=torch.bool).triu(1) if causal else ~mask[:, None, None, :].expand(3, 4, 6, 6)
+    assert float(weights.float().masked_select(hidden).abs().max()) == 0.0
