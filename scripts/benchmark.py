@@ -8,7 +8,8 @@ steps after ``--warmup-steps``, through the Lightning Trainer as ``nmt fit`` run
 data module, model, optimizer, schedule and batching; gradient clipping 1.0; no validation).
 ``--profile N`` runs ``torch.profiler`` over the first N timed steps and prints the top operators.
 Decoding: a fresh ``nmt translate`` process over ``--decode-lines`` sentences, greedy and beam 5,
-timed as a whole (start-up and model load included), plus the steady-state rate in-process.
+timed as a whole (start-up and model load included), plus the steady-state rate in-process, in the
+same ``--precision`` (``bf16``: ``nmt translate --precision bf16``, autocast).
 Decoding speed depends on how long the outputs are, so give a trained checkpoint with ``--ckpt``
 (the model trained for the timing above is far from converged and stops almost at once).
 Memory: peak CPU RSS of this process, and on GPU the peak allocated memory. On GPU, model
@@ -128,23 +129,26 @@ def train_speed(dm, model, device, precision, warmup, steps, profile_steps=0) ->
     return result
 
 
-def decode_steady(model, lines, beam, max_tokens) -> dict:
-    from nmt.translate import translate
+def decode_steady(model, lines, beam, max_tokens, precision="32") -> dict:
+    from nmt.translate import PRECISIONS, translate
 
     model.eval()
-    translate(model, lines[:32], beam=beam, max_tokens=max_tokens)  # warm-up
-    _sync(str(model.device))
-    start = time.perf_counter()
-    out = translate(model, lines, beam=beam, max_tokens=max_tokens)
+    dtype = PRECISIONS[precision]
+    with torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
+        translate(model, lines[:32], beam=beam, max_tokens=max_tokens)  # warm-up
+        _sync(str(model.device))
+        start = time.perf_counter()
+        out = translate(model, lines, beam=beam, max_tokens=max_tokens)
     _sync(str(model.device))
     seconds = time.perf_counter() - start
     ntok = sum(len(model.tokenizer.tgt.encode(o)) for o in out)
     return {"sentences_per_s": len(lines) / seconds, "tokens_per_s": ntok / seconds, "seconds": seconds}
 
 
-def decode_process(ckpt: Path, src: Path, beam: int, device: str, max_tokens: int) -> float:
+def decode_process(ckpt: Path, src: Path, beam: int, device: str, max_tokens: int, precision: str = "32") -> float:
     cmd = [sys.executable, "-m", "nmt", "translate", "--ckpt", str(ckpt), "--input", str(src), "--beam", str(beam),
-           "--device", device, "--max-tokens", str(max_tokens), "--output", os.devnull]  # fmt: skip
+           "--device", device, "--max-tokens", str(max_tokens), "--precision", precision,
+           "--output", os.devnull]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=REPO)
     return time.perf_counter() - start
@@ -166,7 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", choices=["32", "bf16", "16"], default="32")
+    parser.add_argument(
+        "--precision",
+        choices=["32", "bf16", "16"],
+        default="32",
+        help="training: 32-true, bf16-mixed or 16-mixed; decoding: `nmt translate --precision` of the same",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back if unsupported)")
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--train-steps", type=int, default=300)
@@ -221,8 +230,10 @@ def main() -> None:
             net, meta = model.net, model.checkpoint_meta()
             torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "nmt": meta}, ckpt)
         for beam in (1, 5):
-            steady = decode_steady(net, lines, beam, args.decode_max_tokens)
-            steady["process_seconds"] = decode_process(ckpt, src, beam, args.device, args.decode_max_tokens)
+            steady = decode_steady(net, lines, beam, args.decode_max_tokens, args.precision)
+            steady["process_seconds"] = decode_process(
+                ckpt, src, beam, args.device, args.decode_max_tokens, args.precision
+            )
             result["decode"][f"beam{beam}"] = steady
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device.startswith("cuda"):

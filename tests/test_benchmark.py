@@ -22,7 +22,7 @@ def test_benchmark_counts_the_timed_steps_tokens_and_decodes(tiny_corpus, tmp_pa
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "scripts/benchmark.py", "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu",
-           "--warmup-steps", "2", "--train-steps", "3", "--decode-lines", "10", "--profile", "2",
+           "--warmup-steps", "2", "--train-steps", "3", "--decode-lines", "10", "--profile", "2", "--precision", "bf16",
            "--out", str(out)]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +40,7 @@ def test_benchmark_counts_the_timed_steps_tokens_and_decodes(tiny_corpus, tmp_pa
         decode = report["decode"][beam]
         assert decode["process_seconds"] > 0 and decode["sentences_per_s"] > 0
         assert abs(decode["seconds"] * decode["sentences_per_s"] - 10) < 1e-6
-    assert report["parameters"] > 0 and report["peak_rss_mib"] > 0
+    assert report["parameters"] > 0 and report["peak_rss_mib"] > 0 and report["precision"] == "bf16"
     assert "training" in result.stdout and "decoding beam 5" in result.stdout
 
 

@@ -107,7 +107,7 @@ def test_bf16_attention_on_cpu_is_written_out_and_matches_the_fused_kernel(causa
 
     reference, ref_grad = run(torch.float32)  # the fused kernel
     assert calls == [1] and reference.dtype == torch.float32
-    out, grad = run(torch.bfloat16)  # written out, softmax in float32
+    out, grad = run(torch.bfloat16)  # written out, scores and softmax in float32
     assert calls == [1]
     assert torch.allclose(out, reference, atol=0.03, rtol=0.02)
     assert torch.allclose(grad, ref_grad, atol=0.05, rtol=0.05)
@@ -118,3 +118,15 @@ def test_bf16_attention_on_cpu_is_written_out_and_matches_the_fused_kernel(causa
     assert torch.allclose(weights.float().sum(-1), torch.ones(3, 4, 6), atol=1e-2)
     hidden = torch.ones(6, 6, dtype=torch.bool).triu(1) if causal else ~mask[:, None, None, :].expand(3, 4, 6, 6)
     assert float(weights.float().masked_select(hidden).abs().max()) == 0.0
+
+
+def test_written_out_attention_keeps_bf16_scores_in_float32():
+    from nmt.modules.transformer import _attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 64).mul(3).bfloat16() for _ in range(3))  # scores of magnitude ~10-40
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, weights = _attention(q, k, v, None, False, 0.0)
+    exact = (q.float() @ k.float().transpose(-2, -1) / 8.0).softmax(-1)
+    # Only the final rounding to bfloat16 (relative 2^-9) remains; bfloat16 scores would be ~10x further off.
+    assert torch.allclose(weights.float(), exact, rtol=2**-8, atol=1e-6)

@@ -1,11 +1,11 @@
 """Transformer encoder-decoder blocks (Vaswani et al. 2017, "Attention Is All You Need").
 
 Attention runs through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels
-on GPU) except when attention weights are asked for (alignment plots), where the same
-softmax(QK^T / sqrt(d_k)) V (eq. 1) is written out. Decoding one step at a time keeps each
-layer's self-attention keys/values in a cache (beam search's reordering of it is applied
-lazily, in the same pass that appends the new step) and projects the encoder memory into
-cross-attention keys/values once per sentence.
+on GPU) except when attention weights are asked for (alignment plots) and in bfloat16 on CPU,
+where the same softmax(QK^T / sqrt(d_k)) V (eq. 1) is written out, scores and softmax in
+float32. Decoding one step at a time keeps each layer's self-attention keys/values in a cache
+(beam search's reordering of it is applied lazily, in the same pass that appends the new step)
+and projects the encoder memory into cross-attention keys/values once per sentence.
 
 Masks are boolean and True where a position may be attended to.
 """
@@ -32,14 +32,15 @@ def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
 
 
 def _written_out_is_faster(q: torch.Tensor) -> bool:
-    """bfloat16 on CPU: the fused CPU kernel's backward pass took 43 ms against 8 ms written out
-    (170 sentences x 24 tokens, 4 heads of 64; AMD EPYC with avx512_bf16, torch 2.13)."""
+    """bfloat16 on CPU: forward + backward of the fused CPU kernel took 43 ms against 8 ms written out
+    (170 sentences x 24 tokens, 4 heads of 64; 2-core AMD EPYC with avx512_bf16, torch 2.13)."""
     return q.device.type == "cpu" and q.dtype == torch.bfloat16
 
 
 def _attention(q, k, v, attn_mask, causal: bool, p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(QK^T / sqrt(d_k)) V written out (eq. 1), the softmax in float32. -> output, weights"""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Lq, Lk)
+    """softmax(QK^T / sqrt(d_k)) V written out (eq. 1), the scores and softmax in float32. -> output, weights"""
+    with torch.autocast(q.device.type, enabled=False):  # autocast would make the scores bfloat16 again
+        scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Lq, Lk)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
     if causal:
@@ -90,13 +91,12 @@ class MultiHeadAttention(nn.Module):
             x = x.reshape(k.size(0), group * lq, -1)
         q = self._heads(self.q_proj(x))
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, Lk)
+        p, weights = (self.dropout if self.training else 0.0), None
         if need_weights or _written_out_is_faster(q):
-            out, weights = _attention(q, k, v, attn_mask, causal, self.dropout if self.training else 0.0)
-            weights = weights if need_weights else None
+            out, all_weights = _attention(q, k, v, attn_mask, causal, p)
+            weights = all_weights if need_weights else None
         else:
-            out, weights = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
-            ), None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal)
         out = self.out_proj(out.transpose(1, 2).flatten(2))
         if group > 1:
             out = out.reshape(rows, lq, -1)
