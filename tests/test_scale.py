@@ -2,8 +2,10 @@
 
 import csv
 import json
+import logging
 from types import SimpleNamespace
 
+import pytest
 import sacrebleu
 import torch
 
@@ -66,6 +68,25 @@ def test_bf16_mixed_on_cpu_loss_falls(tiny_runs, tmp_path):
     losses = [float(r["train/loss"]) for r in metrics(tmp_path) if r.get("train/loss")]
     assert len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5  # 5.5 -> 4.1 when measured
+
+
+@pytest.mark.parametrize(
+    ("precision", "avx512_bf16", "amx", "warned"),
+    [("bf16-mixed", False, False, True), ("bf16-mixed", True, False, False), ("bf16-mixed", False, True, False),
+     ("32-true", False, False, False)],
+)  # fmt: skip
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, precision, avx512_bf16, amx, warned):
+    from nmt.models.transformer import TransformerSeq2Seq
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    model = TransformerSeq2Seq(src_vocab_size=30, tgt_vocab_size=30, d_model=16, n_heads=2, d_ff=32,
+                               encoder_layers=1, decoder_layers=1)  # fmt: skip
+    model.trainer = SimpleNamespace(precision=precision, is_global_zero=True)
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        model.on_fit_start()
+    assert ("emulated here and training runs about 2x slower" in caplog.text) == warned
 
 
 def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
