@@ -12,6 +12,7 @@ import logging
 import sys
 
 from nmt.errors import NmtError
+from nmt.hardware import bound_onednn_kernel_cache
 
 
 def _configure_logging() -> None:
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     explicit = argv is not None
     argv = list(argv) if explicit else sys.argv[1:]
     _configure_logging()
+    bound_onednn_kernel_cache()
     try:
         if argv and argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])

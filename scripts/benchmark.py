@@ -35,6 +35,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nmt.hardware import bound_onednn_kernel_cache  # noqa: E402
+
 # Dense bf16 peak TFLOP/s of devices we know (no sparsity); the first name found in the device's name counts.
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0, "H200": 989.0, "A100": 312.0,
                     "L40S": 362.0, "L40": 181.0, "L4": 121.0, "A10": 125.0}  # fmt: skip
@@ -191,6 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default="benchmark.json")
     args = parser.parse_args()
+    bound_onednn_kernel_cache()  # as `nmt fit` and `nmt translate` do
 
     dm, model, config = build(args.config, args.device, args.precision, args.compile)
     params = sum(p.numel() for p in model.parameters())

@@ -1,5 +1,6 @@
 """End-to-end runs of the real ``nmt`` command, as a user types it."""
 
+import os
 import re
 import subprocess
 import sys
@@ -147,3 +148,15 @@ def test_fit_shows_a_progress_bar_and_takes_the_users_own(tiny_runs, tmp_path):
     assert theirs.returncode == 0, theirs.stderr[-3000:]  # not two progress bars
     steps = set(re.findall(r"Epoch 0: +\d+%\S* +\| *(\d+)/", theirs.stdout.replace("\r", "\n")))
     assert steps & {"1", "2", "4"} == set() and "3" in steps
+
+
+def test_nmt_bounds_onednn_kernel_cache_unless_the_user_set_it(monkeypatch):
+    from nmt import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "noop", lambda argv: None)
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    cli.main(["noop"])
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    cli.main(["noop"])
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"
