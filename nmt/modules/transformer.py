@@ -47,7 +47,7 @@ def _attention(q, k, v, attn_mask, causal: bool, p: float) -> tuple[torch.Tensor
         n_q, n_k = scores.shape[-2:]
         future = torch.ones(n_q, n_k, dtype=torch.bool, device=q.device).triu(n_k - n_q + 1)
         scores = scores.masked_fill(future, float("-inf"))
-    weights = scores.float().softmax(-1).to(v.dtype)
+    weights = scores.softmax(-1).to(v.dtype)
     return dropout(weights, p) @ v, weights
 
 
