@@ -186,6 +186,12 @@ def _format(args, source: str, hyps: list[Translation]) -> list[str]:
 PRECISIONS = {"32": None, "fp32": None, "bf16": torch.bfloat16, "16": torch.float16, "fp16": torch.float16}
 
 
+def autocast(device_type: str, precision: str) -> torch.autocast:
+    """The autocast context of ``--precision`` (``32``: none)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="nmt translate",
@@ -212,8 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         lines = sys.stdin.read().splitlines()
     else:
         lines = read_lines(Path(args.input))
-    dtype = PRECISIONS[args.precision]
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(device.type, args.precision):
         results = translate_full(
             model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, attention=args.alignments
         )

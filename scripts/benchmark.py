@@ -132,11 +132,10 @@ def train_speed(dm, model, device, precision, warmup, steps, profile_steps=0) ->
 
 
 def decode_steady(model, lines, beam, max_tokens, precision="32") -> dict:
-    from nmt.translate import PRECISIONS, translate
+    from nmt.translate import autocast, translate
 
     model.eval()
-    dtype = PRECISIONS[precision]
-    with torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(model.device.type, precision):
         translate(model, lines[:32], beam=beam, max_tokens=max_tokens)  # warm-up
         _sync(str(model.device))
         start = time.perf_counter()
