@@ -1,18 +1,39 @@
 """The ``nmt`` command.
 
 ``nmt fit | validate | test | predict`` are LightningCLI subcommands (:mod:`nmt.lightning_cli`);
-``nmt translate``, ``nmt plot-attention`` and ``nmt average`` are ours and start without
-importing Lightning. Mistakes a user can fix (:class:`~nmt.errors.NmtError`) print one
-message, no traceback, and exit with status 2.
+the others are ours (:mod:`nmt.commands`) and start without importing Lightning. Mistakes a user
+can fix (:class:`~nmt.errors.NmtError`) print one message, no traceback, and exit with status 2.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 from nmt.errors import NmtError
 from nmt.hardware import bound_onednn_kernel_cache
+
+LIGHTNING = {
+    "fit": "train a model (a run folder with best.ckpt and last.ckpt; resume with --ckpt_path last)",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split: BLEU, chrF and TER with sacreBLEU signatures",
+    "predict": "translate the test split of a data config on every device of the trainer, into one file",
+}
+#: Our own subcommands: module in nmt.commands, one-line description.
+COMMANDS = {
+    "translate": ("translate", "translate text with a checkpoint alone (greedy or beam search)"),
+    "plot-attention": ("plot_attention", "draw the attention behind one translation"),
+    "average": ("average", "average the weights of checkpoints of one run"),
+}
+
+USAGE = "usage: nmt <command> [options]   (nmt <command> --help for its options)\n\ncommands:\n"
+
+
+def _help() -> str:
+    rows = {**LIGHTNING, **{name: text for name, (_, text) in COMMANDS.items()}}
+    width = max(map(len, rows)) + 2
+    return USAGE + "".join(f"  {name:<{width}}{text}\n" for name, text in rows.items())
 
 
 def _configure_logging() -> None:
@@ -24,36 +45,15 @@ def _configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def _translate(argv: list[str]) -> None:
-    from nmt.translate import main
-
-    main(argv)
-
-
-def _plot_attention(argv: list[str]) -> None:
-    from nmt.plotting import main
-
-    main(argv)
-
-
-def _average(argv: list[str]) -> None:
-    from nmt.average import main
-
-    main(argv)
-
-
 def _lightning(argv: list[str] | None) -> None:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from nmt.lightning_cli import run
+    from nmt.lightning_cli import build_cli
 
     try:
-        run(argv)
+        build_cli(argv)
     except MisconfigurationException as err:  # e.g. more devices than the machine has
         raise NmtError(f"{err} See `nmt fit --help` for the --trainer options.") from None
-
-
-COMMANDS = {"translate": _translate, "plot-attention": _plot_attention, "average": _average}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,10 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging()
     bound_onednn_kernel_cache()
     try:
-        if argv and argv[0] in COMMANDS:
-            COMMANDS[argv[0]](argv[1:])
-        else:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(_help(), end="")
+            if not argv:
+                sys.exit(2)
+        elif argv[0] in COMMANDS:
+            importlib.import_module(f"nmt.commands.{COMMANDS[argv[0]][0]}").main(argv[1:])
+        elif argv[0] in LIGHTNING or argv[0].startswith("-"):
             _lightning(argv if explicit else None)
+        else:
+            raise NmtError(f"unknown command '{argv[0]}'; the commands are {', '.join([*LIGHTNING, *COMMANDS])}.")
     except NmtError as err:
         print(f"nmt: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,4 +1,4 @@
-"""What the machine's CPU does fast, for advice on precision, and a bound on oneDNN's kernel cache."""
+"""The machine: what its CPU does fast (advice on precision), oneDNN's kernel cache, device names, autocast."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import platform
 
 import torch
+
+from nmt.errors import NmtError
 
 
 def cpu_lacks_bf16_matmul() -> bool:
@@ -30,3 +32,24 @@ def bound_onednn_kernel_cache() -> None:
     """Cap oneDNN's kernel cache at :data:`ONEDNN_CACHE_CAPACITY` unless the user set
     ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``; oneDNN reads it when it first builds a kernel."""
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
+
+
+#: ``--precision`` of ``nmt translate`` and the benchmark's decoding: the autocast dtype (None: float32).
+PRECISIONS = {"32": None, "fp32": None, "bf16": torch.bfloat16, "16": torch.float16, "fp16": torch.float16}
+
+
+def autocast(device_type: str, precision: str) -> torch.autocast:
+    """The autocast context of ``--precision`` (``32``: none)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
+def parse_device(name: str, option: str = "--device") -> torch.device:
+    """``torch.device(name)``, refusing with a clear message a name that is no device or a GPU this machine lacks."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"{option} '{name}' is not a device name; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise NmtError(f"{option} {name}: no such CUDA device here ({torch.cuda.device_count()} found). Use cpu.")
+    return device

@@ -1,12 +1,16 @@
 """``NmtCLI``: the LightningCLI behind ``nmt fit | validate | test | predict``.
 
-Models are chosen by ``class_path`` and configs composed with repeated ``--config``; the
-vocabulary is linked from the data module to the model; best.ckpt (by validation BLEU) and
-last.ckpt are written, atomically, and a run killed or interrupted can be resumed.
+The model is :class:`~nmt.system.Seq2SeqSystem`; its network is chosen with
+``model.net.class_path`` and configs are composed with repeated ``--config``. The data module's
+vocabulary is linked into the network. ``best.ckpt`` (by validation BLEU) and ``last.ckpt`` are
+written atomically, and a run killed or interrupted resumes exactly with ``--ckpt_path last``.
+Only public LightningCLI hooks are overridden (``add_arguments_to_parser``, ``parse_arguments``,
+``before_instantiate_classes``, ``instantiate_trainer``, ``before_<subcommand>``).
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -14,21 +18,44 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from nmt.callbacks import TranslationSamples
-from nmt.checkpointing import AtomicCheckpointIO, FinalCheckpoint, ResumeState, check_checkpoint
+from nmt.callbacks import (
+    AtomicCheckpointIO,
+    DeviceAwareProgressBar,
+    LastCheckpoint,
+    PredictionWriter,
+    ResumeState,
+    TranslationSamples,
+    check_checkpoint,
+)
+from nmt.checkpoint import checked, read_checkpoint
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
-from nmt.models.base import Seq2SeqSystem
-from nmt.prediction_writer import PredictionWriter
-from nmt.progress_bar import DeviceAwareProgressBar
-from nmt.translate import read_checkpoint
+from nmt.system import Seq2SeqSystem
 
-DEFAULT_MODEL = "nmt.models.transformer.TransformerSeq2Seq"
+log = logging.getLogger("nmt")
+
+DEFAULT_NET = "nmt.networks.TransformerNet"
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")
 
 # TranslationDataModule.state_dict keeps the position in the epoch, so a run resumed from a
 # mid-epoch last.ckpt continues with the next batch (a test holds it bit for bit); Lightning only
 # knows about dataloaders that save their own state and would warn of "unreliable results".
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+# nmt chooses the CSV logger on purpose (TensorBoard is optional); Lightning's note about it is not the user's business.
+warnings.filterwarnings("ignore", message=".*`tensorboardX` has been removed as a dependency")
+# Lightning's own use of torch.utils._pytree.LeafSpec, deprecated by PyTorch.
+warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertisement of its cloud logger (printed at every fit)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_NoTips())
 
 TRAINER_DEFAULTS = {
     "default_root_dir": "runs",
@@ -42,70 +69,68 @@ TRAINER_DEFAULTS = {
 
 class NmtCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        # The checkpoint callbacks are added by instantiate_trainer, unless checkpointing is off.
+        parser.add_class_arguments(ModelCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True)
+        parser.add_class_arguments(LastCheckpoint, "last_checkpoint", sub_configs=True)
         parser.add_lightning_class_args(TranslationSamples, "samples")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.set_defaults(
             {
-                "model": {"class_path": DEFAULT_MODEL},
-                # best.ckpt by validation BLEU (and last.ckpt) after each validation ...
+                "model.net": {"class_path": DEFAULT_NET},
+                # best.ckpt: the highest validation BLEU.
                 "checkpoint.monitor": "val/bleu",
                 "checkpoint.mode": "max",
                 "checkpoint.filename": "best",
-                "checkpoint.save_last": True,
                 "checkpoint.save_top_k": 1,
                 "checkpoint.auto_insert_metric_name": False,
                 "checkpoint.enable_version_counter": False,
-                # ... and last.ckpt every 100 steps, so a killed run loses at most 100 steps.
-                "last_checkpoint.save_top_k": 0,
-                "last_checkpoint.save_last": True,
-                "last_checkpoint.every_n_train_steps": 100,
-                "last_checkpoint.enable_version_counter": False,
             }
         )
         for name in ("src_vocab_size", "tgt_vocab_size"):
-            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
-        parser.link_arguments("data.joint_vocab", "model.init_args.share_embeddings", apply_on="instantiate")
+            parser.link_arguments(f"data.{name}", f"model.net.init_args.{name}", apply_on="instantiate")
+        parser.link_arguments("data.joint_vocab", "model.net.init_args.share_embeddings", apply_on="instantiate")
 
-    def _prepare_subcommand_parser(self, klass, subcommand: str, **kwargs):
-        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        if any(action.dest == "weights_only" for action in parser._actions):
-            parser.set_defaults(weights_only=True)  # resuming and testing never run pickled code
-        return parser
-
-    def _parse_ckpt_path(self) -> None:
-        # Lightning reads --ckpt_path's hyperparameters (and model class) at start-up: check the file first.
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning next reads --ckpt_path's hyperparameters into the config: check the file first.
         subcommand = self.config.get("subcommand")
-        path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path and path not in ("best", "last", "hpc", "registry"):
-            read_checkpoint(path)
-        super()._parse_ckpt_path()
+        config = self.config[subcommand] if subcommand else None
+        path = config.get("ckpt_path") if config else None
+        if not path or path in SPECIAL_CKPT_PATHS:
+            return
+        theirs = checked(read_checkpoint(path), path)["hyper_parameters"]["net"]["class_path"]
+        ours = config["model"]["net"]["class_path"]
+        if theirs.rsplit(".", 1)[-1] != ours.rsplit(".", 1)[-1]:
+            log.warning(
+                "%s holds a %s: nmt %s uses it with its own network settings, not the config's %s.",
+                path, theirs.rsplit(".", 1)[-1], subcommand, ours.rsplit(".", 1)[-1],
+            )  # fmt: skip
 
     def before_instantiate_classes(self) -> None:
-        config = self.config.get(self.subcommand, self.config)
-        trainer = config.get("trainer", {})
-        root = Path(trainer.get("default_root_dir") or "runs")
+        config = self.config.get(str(self.subcommand), self.config)
+        root = Path(config["trainer"].get("default_root_dir") or "runs")
         _check_writable(root, "--trainer.default_root_dir")
         # One checkpoint folder per run directory, so `--ckpt_path last` finds the previous run's last.ckpt.
         for key in ("checkpoint", "last_checkpoint"):
-            if config.get(key) is not None and not config[key].get("dirpath"):
+            if not config[key].get("dirpath"):
                 config[key]["dirpath"] = str(root / "checkpoints")
+        if config.get("ckpt_path") == "last":
+            last = Path(config["last_checkpoint"]["dirpath"]) / "last.ckpt"
+            if not last.is_file():
+                raise NmtError(f"--ckpt_path last: there is no last.ckpt in {last.parent}; start without --ckpt_path.")
+            config["ckpt_path"] = str(last)
 
-    def _instantiate_trainer(self, config: dict, callbacks: list):
-        config = dict(config)
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        config["plugins"] = [AtomicCheckpointIO(), *plugins]
-        dirpath = self._get(self.config, "checkpoint.dirpath") if self.subcommand else None
+    def instantiate_trainer(self, **kwargs):
+        config = self.config_init.get(str(self.subcommand), self.config_init)
+        trainer = config["trainer"]
+        given = _as_list(trainer.get("callbacks"))
         extra = [ResumeState()]
-        given = config.get("callbacks") or []
-        given = [*callbacks, *(given if isinstance(given, list) else [given])]
-        if config.get("enable_progress_bar", True) is not False and not any(isinstance(c, ProgressBar) for c in given):
+        if trainer.get("enable_checkpointing") is not False:
+            extra += [config["checkpoint"], config["last_checkpoint"]]
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
             extra.append(DeviceAwareProgressBar())
-        if dirpath:  # the end of training (also by Ctrl-C or an error) leaves a resumable last.ckpt
-            extra.append(FinalCheckpoint(dirpath, filename="last"))
-        return super()._instantiate_trainer(config, [*callbacks, *extra])
+        plugins = [AtomicCheckpointIO(), *_as_list(trainer.get("plugins"))]
+        return super().instantiate_trainer(callbacks=[*given, *extra], plugins=plugins, **kwargs)
 
     def _check_ckpt_path(self) -> None:
         path = self.config[self.subcommand].get("ckpt_path")
@@ -114,13 +139,14 @@ class NmtCLI(LightningCLI):
                 f"nmt {self.subcommand} needs --ckpt_path: a checkpoint written by nmt fit, "
                 "e.g. --ckpt_path RUN/checkpoints/best.ckpt"
             )
-        if path == "last":
-            last = Path(self.config[self.subcommand]["checkpoint"]["dirpath"]) / "last.ckpt"
-            path = str(last) if last.is_file() else None
-        if path and path not in ("best", "hpc", "registry"):
+        if path and path not in SPECIAL_CKPT_PATHS:
             check_checkpoint(path, self.model)
 
     before_fit = before_validate = before_test = before_predict = _check_ckpt_path
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
 def _check_writable(folder: Path, option: str) -> None:
@@ -134,14 +160,18 @@ def _check_writable(folder: Path, option: str) -> None:
         ) from None
 
 
-def run(argv: list[str] | None) -> None:
-    """``nmt <subcommand> ...`` for the Lightning subcommands (``argv`` None: sys.argv)."""
-    NmtCLI(
+def build_cli(argv: list[str] | None, run: bool = True, **kwargs) -> NmtCLI:
+    """``nmt <subcommand> ...`` for the Lightning subcommands (``argv`` None: sys.argv). ``run=False``:
+    parse ``argv`` as fit's options and build data module, model and trainer without running anything
+    (what ``scripts/benchmark.py`` does); ``kwargs`` go to ``LightningCLI``."""
+    return NmtCLI(
         Seq2SeqSystem,
         TranslationDataModule,
-        subclass_mode_model=True,
+        subclass_mode_model=False,
         trainer_defaults=TRAINER_DEFAULTS,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         args=argv,
+        run=run,
+        **kwargs,
     )

@@ -1,4 +1,4 @@
-"""Attention-alignment heatmaps, and the ``nmt plot-attention`` command.
+"""Attention-alignment heatmaps (``nmt plot-attention``, the training samples, ``nmt compare``).
 
 Source subwords run along the x axis, target subwords down the y axis; cell (t, s) is the
 attention the model paid to source token s while producing target token t. For the
@@ -8,16 +8,10 @@ averaged over heads unless ``--head`` picks one.
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 
 def attention_figure(attention: list[list[float]], src_tokens: list[str], tgt_tokens: list[str],
@@ -42,7 +36,7 @@ def attention_figure(attention: list[list[float]], src_tokens: list[str], tgt_to
 
 def translation_figure(model, text: str, beam: int = 1) -> tuple[Figure, str]:
     """Translate ``text`` and plot the attention behind it. -> (figure, translation)."""
-    from nmt.translate import translate_full
+    from nmt.translation import translate_full
 
     hyps = translate_full(model, [text], beam=beam)[0]
     if not hyps:
@@ -55,37 +49,3 @@ def translation_figure(model, text: str, beam: int = 1) -> tuple[Figure, str]:
     src_tokens = tok.src_pieces(src_ids)
     tgt_tokens = best.tokens + ["</s>"]
     return attention_figure(best.attention, src_tokens, tgt_tokens[: len(best.attention)], best.text), best.text
-
-
-def main(argv: list[str] | None = None) -> None:
-    from nmt.errors import NmtError
-    from nmt.translate import _device, load_model
-
-    parser = argparse.ArgumentParser(prog="nmt plot-attention", description="Plot the attention of one translation.")
-    parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--text", required=True, help="source sentence")
-    parser.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
-    parser.add_argument("--beam", type=int, default=1)
-    parser.add_argument("--layer", type=int, default=None, help="Transformer decoder layer (default: the last, -1)")
-    parser.add_argument("--head", type=int, default=None, help="Transformer head (default: average over heads)")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    model = load_model(args.ckpt, _device(args.device))
-    if args.layer is not None or args.head is not None:
-        if not hasattr(model, "select_attention"):
-            raise NmtError(f"--layer/--head apply to the Transformer; {type(model).__name__} has one attention.")
-        try:
-            model.select_attention(args.layer, args.head)
-        except ValueError as err:
-            raise NmtError(f"{err}.") from None
-    try:
-        fig, translation = translation_figure(model, args.text, args.beam)
-    except ValueError as err:
-        raise NmtError(str(err)) from None
-    try:
-        fig.savefig(args.out, dpi=120)
-    except OSError as err:
-        raise NmtError(f"Cannot write {args.out}: {err.strerror}. Choose a writable path.") from None
-    plt.close("all")
-    print(translation)
-    log.info("wrote %s", args.out)

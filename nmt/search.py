@@ -1,8 +1,8 @@
 """Greedy and batched beam search, written once for every model.
 
-A model provides ``encode(src, src_mask) -> state``, ``decode_step(prev (B,), state) ->
-(log_probs (B, V), state, attention (B, S) | None)``, ``expand_state(state, beam)`` and
-``reorder_state(state, index)``.
+A model provides ``encode(src, src_mask) -> state`` and ``decode_step(prev (R,), state) ->
+(log_probs (R, V), state, attention (R, S) | None)``; the state (:class:`~nmt.networks.state.DecoderState`)
+provides ``expand(beam)`` and ``reorder(index)``.
 Nothing here asks which architecture it holds; the whole batch moves together (no Python
 loop over sentences).
 
@@ -109,7 +109,7 @@ def greedy(
             if not bool(going.any()):
                 break
             ids, limit, nxt = ids[going], limit[going], nxt[going]
-            state = model.reorder_state(state, going.nonzero().squeeze(1))
+            state = state.reorder(going.nonzero().squeeze(1))
         prev = nxt
     length = int((tokens != PAD_ID).sum(-1).max())
     token_scores = token_scores[:, None, :length]  # (B, 1, T)
@@ -151,8 +151,8 @@ def beam_search(
     ``attention=False``: the result has no attention (the model may skip computing it).
 
     Sentences that are done leave the batch (as in fairseq), so the decoder only runs for the
-    ones still searching; within a sentence, reordering beams leaves the model's
-    ``source_state`` (encoder output and its projections) untouched.
+    ones still searching. Every reorder either moves rows among each sentence's own beams or
+    drops whole sentences (the contract of ``DecoderState.reorder``).
     """
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be between 1 and beam={beam}, got {nbest}")
@@ -168,7 +168,7 @@ def beam_search(
     # The sentences still searching (b of them; ``ids`` are their rows in the output).
     ids = torch.arange(B, device=device)
     state = model.encode(src, src_mask, attention)
-    state = model.expand_state(state, K)  # B*K rows: the K beams of a sentence are consecutive
+    state = state.expand(K)  # B*K rows: the K beams of a sentence are consecutive
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence to start with
     alive_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
@@ -256,9 +256,7 @@ def beam_search(
             )
             parents = parents.view(b, K)[going].view(-1)
             prev = prev.view(b, K)[going].view(-1)
-            state = model.reorder_state(state, parents)
-        else:
-            state = model.reorder_state(state, parents, within_sentences=True)
+        state = state.reorder(parents)
 
     length = int((out_tokens != PAD_ID).sum(-1).max())
     return Hypotheses(

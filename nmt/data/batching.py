@@ -95,7 +95,7 @@ def _pin(value):
 class TokenBudgetBatchSampler(Sampler[list[int]]):
     """Batches of similar length whose padded size stays within ``max_tokens``.
 
-    Each epoch (``set_epoch``) sorts by length, then by ``secondary`` (the target length, as
+    Each epoch sorts by length, then by ``secondary`` (the target length, as
     fairseq does, so one batch also shares its decoder length), with a seeded random tie-break, cuts
     batches greedily under the budget and shuffles their order. With several DDP ranks,
     rank ``r`` takes batches ``r, r + world, ...``. For training (``shuffle=True``) the few
@@ -126,12 +126,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self.resume: tuple[int, int] | None = None  # (epoch, batches already done) after a restart
-        # The trainer's epoch, read when an epoch's iterator is created. Lightning's ``set_epoch`` value
-        # runs one ahead for the rest of a run resumed from a checkpoint saved in ``on_train_epoch_end``.
+        # Under Lightning, the trainer's epoch, read when an epoch's iterator is created (the data module
+        # sets it); outside Lightning, ``set_epoch`` says which epoch comes next.
         self.epoch_source: Callable[[], int] | None = None
         self._cache: tuple[int, list[list[int]]] | None = None
-        # Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``: that is us.
-        self.sampler = self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -168,8 +166,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
     def __iter__(self):
         done = 0
         if self.resume is not None:
-            # A resumed run's first iterator is created before Lightning calls ``set_epoch``: the
-            # epoch comes from the checkpoint, and the batches already trained on are skipped.
+            # A resumed run's first iterator: the epoch comes from the checkpoint, and the batches
+            # already trained on are skipped.
             self.epoch, done = self.resume
             self.resume = None
         elif self.epoch_source is not None:

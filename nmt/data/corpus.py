@@ -56,23 +56,36 @@ def _listing(folder: Path) -> str:
     return f"{folder} holds: {shown or 'nothing'}"
 
 
-def read_lines(path: Path) -> list[str]:
-    """Read a UTF-8 text file as lines (without newlines); clear errors for the usual faults."""
-    if not path.is_file():
-        raise NmtError(f"Corpus file not found: {path}. {_listing(path.parent)}.")
-    data = path.read_bytes()
+def decode_lines(data: bytes, origin: str, file_name: str = "FILE") -> list[str]:
+    """UTF-8 bytes as lines: split at ``\n`` only (a ``\r`` before it is dropped, other line breaks
+    such as U+2028 stay inside their line), a leading byte-order mark removed; ``origin`` names the
+    source in the error for bytes that are not UTF-8."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+        start = err.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
         raise NmtError(
-            f"{path}, line {line}: not valid UTF-8 (byte {data[err.start]:#04x}). "
-            f"Convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name}`, or fix that line."
+            f"{origin}, line {line}: not valid UTF-8 (byte {data[start]:#04x}). Convert it to UTF-8, "
+            f"e.g. `iconv -f latin1 -t utf-8 {file_name}`, or fix that line."
         ) from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+def read_lines(path: Path) -> list[str]:
+    """Read a UTF-8 text file as lines (without newlines); clear errors for the usual faults."""
+    if path.is_dir():
+        raise NmtError(f"{path} is a folder, not a text file. Give the file inside it ({_listing(path)}).")
+    if not path.is_file():
+        raise NmtError(f"Corpus file not found: {path}. {_listing(path.parent)}.")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise NmtError(f"Cannot read {path}: {err.strerror}. Check its permissions.") from None
+    return decode_lines(data, str(path), path.name)
 
 
 def read_aligned(data_dir: Path, split: str, src_lang: str, tgt_lang: str) -> ParallelText:

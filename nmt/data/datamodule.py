@@ -63,14 +63,17 @@ class TranslationDataModule(L.LightningDataModule):
     Args:
         data_dir: folder with ``{split}.{lang}``, ``{split}.tsv`` or ``{split}.jsonl`` files.
         hf_dataset: Hugging Face dataset name or local folder (used when ``data_dir`` is unset).
-        hf_config: its configuration name, if it has several.
-        src_lang, tgt_lang: language codes (file suffixes, TSV header or JSON keys).
-        train_split, val_split, test_split: split names (file stems or HF split names).
+        hf_config: the Hugging Face dataset's configuration name, if it has several.
+        src_lang: source language code (file suffix, TSV header or JSON key).
+        tgt_lang: target language code (file suffix, TSV header or JSON key).
+        train_split: name of the training split (file stem or Hugging Face split).
+        val_split: name of the validation split.
+        test_split: name of the test split (``nmt test`` and ``nmt predict``).
         vocab_size: SentencePiece pieces per model (the shared one when ``joint_vocab``); 500 suits
             the embedded corpus, real corpora want several thousand (Multi30k: 8000).
-        joint_vocab: one SentencePiece model for both sides (lets the model share embeddings).
-        model_type: ``unigram`` or ``bpe``.
-        character_coverage: SentencePiece coverage (1.0 for alphabets, 0.9995 for CJK).
+        joint_vocab: one SentencePiece model for both sides (lets the network share embeddings).
+        model_type: SentencePiece algorithm, ``unigram`` or ``bpe``.
+        character_coverage: SentencePiece character coverage (1.0 for alphabets, 0.9995 for CJK).
         max_tokens: padded tokens per training batch (per device).
         eval_max_tokens: padded tokens per validation/test batch (default: ``max_tokens``).
         max_length: training pairs with a side longer than this many subwords are dropped;
@@ -78,7 +81,7 @@ class TranslationDataModule(L.LightningDataModule):
         max_length_ratio: training pairs whose longer side exceeds this many times the shorter are dropped.
         num_workers: DataLoader worker processes.
         cache_dir: where tokenizers and encoded splits are kept (default ``$NMT_CACHE`` or ``~/.cache/nmt``).
-        seed: seed for batch shuffling.
+        seed: seed of the batch order.
     """
 
     def __init__(
@@ -111,6 +114,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.datasets: dict[str, PairDataset] = {}
         self.texts: dict[str, corpus.ParallelText] = {}
         self._resume: tuple[int, int] | None = None
+        #: Where training stands: {"epoch", "batches_done"} (kept current by nmt.callbacks.ResumeState).
+        self.position: dict[str, int] = {}
 
     # Linked into the model by the CLI (SentencePiece gives exactly vocab_size pieces).
     @property
@@ -247,20 +252,13 @@ class TranslationDataModule(L.LightningDataModule):
         return loader
 
     def state_dict(self) -> dict:
-        """Where training stands in the current epoch, so a resumed run continues with the next batch."""
+        """Where training stands in the epoch, so a resumed run continues with the next batch."""
         trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.state.fn != "fit":
-            return {}
-        epochs = trainer.fit_loop.epoch_progress.current
-        epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= trainer.num_training_batches and epochs.processed == epochs.completed:
-            # Saved after the epoch's last batch, before the epoch ended (on_train_batch_end): on resume
-            # Lightning counts the epoch as finished and starts the next one with the first iterator.
-            epoch, done = epoch + 1, 0
-        return {"epoch": epoch, "batches_done": done}
+        return dict(self.position) if trainer is not None and trainer.state.fn == "fit" else {}
 
     def load_state_dict(self, state: dict) -> None:
         if state:
+            self.position = dict(state)
             self._resume = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:

@@ -12,12 +12,14 @@ appendix A. A bidirectional encoder gives annotations h_j; the decoder attends f
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from nmt.modules.attention import BahdanauAttention
 from nmt.modules.rnn import from_torch, to_torch, top
-from nmt.networks.recurrent import RecurrentNet
+from nmt.networks.recurrent import AttentionState, RecurrentNet
 
 
 class BahdanauNet(RecurrentNet):
@@ -28,9 +30,6 @@ class BahdanauNet(RecurrentNet):
         **kwargs: see :class:`~nmt.networks.recurrent.RecurrentNet`.
     """
 
-    source_state = frozenset({"keys", "values", "src_mask"})
-    shared_source = True  # a sentence's beams attend to one copy of its keys and values
-
     def __init__(self, attention_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         h = self.hidden_size
@@ -39,18 +38,18 @@ class BahdanauNet(RecurrentNet):
         self.deep_output = nn.Linear(2 * h + self.emb_size, h)
         self.readout = self.make_readout(h)
 
-    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> dict:
-        return {
-            "hidden": self.bridge(final),  # (B, L, H)
-            "keys": self.attention.project_keys(outputs),  # (B, S, A), once per source
-            "values": outputs,  # (B, S, H)
-            "src_mask": src_mask,
-        }
+    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> AttentionState:
+        return AttentionState(
+            hidden=self.bridge(final),  # (B, L, H)
+            keys=self.attention.project_keys(outputs),  # (B, S, A), once per source
+            values=outputs,  # (B, S, H)
+            src_mask=src_mask,
+        )
 
-    def step(self, prev_tokens: torch.Tensor, state: dict):
-        emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        context, weights = self.attention(top(state["hidden"]), state["keys"], state["values"], state["src_mask"])
-        out, hidden = self.decoder(torch.cat([emb, context], -1).unsqueeze(1), to_torch(state["hidden"]))
+    def step(self, prev_tokens: torch.Tensor, state: AttentionState):
+        emb = self.dropout(self.tgt_embed(prev_tokens))  # (R, E)
+        context, weights = self.attention(top(state.hidden), state.keys, state.values, state.src_mask)
+        out, hidden = self.decoder(torch.cat([emb, context], -1).unsqueeze(1), to_torch(state.hidden))
         feature = torch.tanh(self.deep_output(torch.cat([out[:, 0], emb, context], -1)))
         logits = self.readout(self.dropout(feature))
-        return logits, {**state, "hidden": from_torch(hidden)}, weights
+        return logits, replace(state, hidden=from_torch(hidden)), weights

@@ -1,12 +1,15 @@
 """``Seq2SeqNet``: the one interface every nmt network implements (plain ``nn.Module``, no Lightning).
 
-A network is the model proper: its layers and the four methods of DESIGN.md,
-``forward(batch) -> logits (B, T, V)``, ``encode``, ``decode_step`` and ``reorder_state``, plus
-``expand_state`` (room for the beams, once per batch). The search (:mod:`nmt.search`),
-``nmt translate`` and the plots need nothing else, so they load a network from a checkpoint
-without importing Lightning (2.5 s less per command on a 2-core CPU).
-Training, evaluation and checkpoints are the job of the LightningModule "systems" in
-:mod:`nmt.models`, which hold a network as ``self.net``.
+A network is the model proper: its layers and three methods, ``forward(batch) -> logits (B, T, V)``
+(teacher forcing), ``encode(src, src_mask) -> state`` and ``decode_step(prev_tokens, state)``; the
+state is a :class:`~nmt.networks.state.DecoderState` that the search expands and reorders. The
+search (:mod:`nmt.search`), ``nmt translate`` and the plots need nothing else, so a network loads
+from a checkpoint without importing Lightning. Training, evaluation and checkpoints are the job of
+the LightningModule :class:`~nmt.system.Seq2SeqSystem`, which holds a network as ``self.net``.
+
+A network remembers the arguments it was built with (:attr:`Seq2SeqNet.config`, in the
+``class_path``/``init_args`` form of the command line); checkpoints store it, and
+:func:`nmt.checkpoint.build_network` builds the same network again from it.
 """
 
 from __future__ import annotations
@@ -20,63 +23,53 @@ from torch import nn
 from nmt import search
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import Tokenizer
+from nmt.networks.state import DecoderState
 
 
-def reorder_tensors(state, index: torch.Tensor):
-    """``index_select`` along dim 0 of every tensor inside nested dicts/lists/tuples."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, index)
-    if isinstance(state, dict):
-        return {k: reorder_tensors(v, index) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(reorder_tensors(v, index) for v in state)
-    return state
-
-
-def _batch_size(state) -> int:
-    """Rows of the first tensor found in a nested state (-1: none)."""
-    if isinstance(state, torch.Tensor):
-        return state.size(0)
-    values = state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else ()
-    return next((rows for rows in map(_batch_size, values) if rows >= 0), -1)
-
-
-def init_arguments(cls: type) -> list[str]:
-    """Names of the keyword arguments ``cls(...)`` accepts, its base classes' included."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass in (nn.Module, object):
-            continue
-        for p in inspect.signature(klass.__init__).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self" and p.name not in names:
-                names.append(p.name)
-    return names
+def constructor_arguments(obj: object) -> dict:
+    """The named arguments of every ``__init__`` now running for ``obj`` (a subclass's over its base's):
+    what it takes to build ``obj`` again. Reads the calling frames, as Lightning's ``save_hyperparameters`` does."""
+    arguments: dict = {}
+    frame = inspect.currentframe()
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__init__" and frame.f_locals.get("self") is obj:
+            names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+            arguments.update({name: frame.f_locals[name] for name in names})  # outer (subclass) frames come later
+        frame = frame.f_back
+    return arguments
 
 
 class Seq2SeqNet(nn.Module, abc.ABC):
     """Encoder-decoder network with the search interface.
 
-    Besides its layers a network carries what translating needs: the ``tokenizer`` and the
-    search defaults ``max_len_a``, ``max_len_b`` (outputs end after ``a * source_length + b``
-    tokens) and ``length_penalty`` (GNMT alpha); its system or the checkpoint sets them.
+    Besides its layers a network carries what translating needs: the ``tokenizer`` (set by the
+    training system or the checkpoint) and the search defaults below.
+
+    Args:
+        src_vocab_size: source vocabulary size (linked from the data module by the CLI).
+        tgt_vocab_size: target vocabulary size (linked from the data module by the CLI).
+        max_len_a: outputs end after ``max_len_a * source_length + max_len_b`` tokens.
+        max_len_b: see ``max_len_a``.
+        length_penalty: GNMT alpha of beam search (0 ranks by raw log-probability; see :mod:`nmt.search`).
     """
 
     max_source_positions = 1024  # longest source the network accepts; longer ones are truncated
 
-    #: Entries of a dict state that depend only on the source sentence (encoder output, its
-    #: projections, the mask): every beam of a sentence holds the same rows, so a reorder that
-    #: stays within sentences can leave them alone.
-    source_state: frozenset[str] = frozenset()
-    #: True: in beam search the ``source_state`` entries keep one row per *sentence*, and the
-    #: network reads them for the ``state["beam"]`` consecutive rows of that sentence's beams at
-    #: once (its attention groups the queries), instead of holding a copy for every beam.
-    shared_source: bool = False
-
-    def __init__(self, src_vocab_size: int = 1000, tgt_vocab_size: int = 1000):
+    def __init__(
+        self,
+        src_vocab_size: int = 1000,
+        tgt_vocab_size: int = 1000,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        length_penalty: float = 1.0,
+    ):
         super().__init__()
+        cls = type(self)
+        self.config = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": constructor_arguments(self)}
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
+        self.max_len_a, self.max_len_b, self.length_penalty = max_len_a, max_len_b, length_penalty
         self.tokenizer: Tokenizer | None = None
-        self.max_len_a, self.max_len_b, self.length_penalty = 1.5, 10, 1.0
 
     @property
     def device(self) -> torch.device:
@@ -87,50 +80,16 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         """Teacher-forced logits (B, T, V)."""
 
     @abc.abstractmethod
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True):
-        """Run the encoder once per batch: src (B, S), src_mask (B, S) -> decoder state.
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True) -> DecoderState:
+        """Run the encoder once per batch: src (B, S), src_mask (B, S) -> the decoder's first state.
 
         ``attention=False``: the caller will not use attention weights, so a network that
         computes them only to report them (the Transformer) may skip that and return None.
         """
 
     @abc.abstractmethod
-    def decode_step(self, prev_tokens: torch.Tensor, state):
-        """One step: prev_tokens (B,) -> (log_probs (B, V), new state, attention (B, S) or None)."""
-
-    def expand_state(self, state, beam: int):
-        """Room for ``beam`` hypotheses per sentence: every row repeated ``beam`` times, consecutively
-        (B -> B * beam rows; with ``shared_source`` the source entries stay at B rows and
-        ``state["beam"]`` says how many rows share each). Beam search calls this once, after ``encode``."""
-        if beam == 1:
-            return state
-        if not self.shared_source:
-            return reorder_tensors(state, torch.arange(_batch_size(state), device=self.device).repeat_interleave(beam))
-        rows = _batch_size({k: state[k] for k in self.source_state})
-        index = torch.arange(rows, device=self.device).repeat_interleave(beam)
-        expanded = {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
-        return {**expanded, "beam": state.get("beam", 1) * beam}
-
-    def reorder_state(self, state, index: torch.Tensor, within_sentences: bool = False):
-        """Select/reorder the batch rows of ``state`` (beam search); tensors are batch-first.
-
-        ``within_sentences``: ``index`` only moves rows among the beams of each sentence, so
-        the ``source_state`` entries are kept as they are.
-        """
-        if not isinstance(state, dict) or not self.source_state:
-            return reorder_tensors(state, index)
-        new = {k: v if k in self.source_state else reorder_tensors(v, index) for k, v in state.items()}
-        return new if within_sentences else {**new, **self.source_rows(state, index)}
-
-    def source_rows(self, state: dict, index: torch.Tensor) -> dict:
-        """The ``source_state`` entries for the decoder rows ``index`` (sentences left the batch).
-
-        With ``shared_source``, ``index`` moves whole groups of ``state["beam"]`` rows, and the
-        source rows follow their groups."""
-        if self.shared_source:
-            group = state.get("beam", 1)
-            index = index[::group] // group
-        return {key: reorder_tensors(state[key], index) for key in self.source_state}
+    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState):
+        """One step: prev_tokens (R,) -> (log_probs (R, V), new state, attention (R, S) or None)."""
 
     def translate_batch(
         self,

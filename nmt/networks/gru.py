@@ -12,21 +12,30 @@ Every source word has to pass through the single vector c: the bottleneck attent
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 from torch import nn
 
 from nmt.modules.rnn import from_torch, to_torch, top
-from nmt.networks.recurrent import RecurrentNet
+from nmt.networks.recurrent import RecurrentNet, RecurrentState
+from nmt.networks.state import sentence_field
+
+
+@dataclass(kw_only=True)
+class GRUState(RecurrentState):
+    """The hidden state and the summary c (R, H), the same for all beams of a sentence."""
+
+    context: torch.Tensor = sentence_field()
 
 
 class GRUNet(RecurrentNet):
     """Encoder-decoder without attention (Cho et al. 2014).
 
-    Args: see :class:`~nmt.networks.recurrent.RecurrentNet` (here ``bidirectional`` defaults
-    to False, as in the paper).
+    Args:
+        bidirectional: bidirectional encoder (False by default, as in the paper).
+        **kwargs: see :class:`~nmt.networks.recurrent.RecurrentNet`.
     """
-
-    source_state = frozenset({"context"})
 
     def __init__(self, bidirectional: bool = False, **kwargs):
         super().__init__(bidirectional=bidirectional, **kwargs)
@@ -34,13 +43,13 @@ class GRUNet(RecurrentNet):
         self.deep_output = nn.Linear(2 * self.hidden_size + self.emb_size, self.hidden_size)
         self.readout = self.make_readout(self.hidden_size)
 
-    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> dict:
-        return {"hidden": self.bridge(final), "context": top(final)}  # (B, L, H), c (B, H)
+    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> GRUState:
+        return GRUState(hidden=self.bridge(final), context=top(final))  # (B, L, H), c (B, H)
 
-    def step(self, prev_tokens: torch.Tensor, state: dict):
-        emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        context = state["context"]
-        out, hidden = self.decoder(torch.cat([emb, context], -1).unsqueeze(1), to_torch(state["hidden"]))
+    def step(self, prev_tokens: torch.Tensor, state: GRUState):
+        emb = self.dropout(self.tgt_embed(prev_tokens))  # (R, E)
+        context = state.context
+        out, hidden = self.decoder(torch.cat([emb, context], -1).unsqueeze(1), to_torch(state.hidden))
         feature = torch.tanh(self.deep_output(torch.cat([out[:, 0], emb, context], -1)))
         logits = self.readout(self.dropout(feature))
-        return logits, {**state, "hidden": from_torch(hidden)}, None
+        return logits, replace(state, hidden=from_torch(hidden)), None

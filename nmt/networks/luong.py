@@ -13,25 +13,24 @@ attentional state, which makes the prediction and (input feeding) enters the nex
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from nmt.modules.attention import LuongAttention
 from nmt.modules.rnn import from_torch, to_torch
-from nmt.networks.recurrent import RecurrentNet
+from nmt.networks.recurrent import AttentionState, RecurrentNet
 
 
 class LuongNet(RecurrentNet):
     """Global attention from the current decoder state (Luong et al. 2015).
 
     Args:
-        score: ``dot``, ``general`` (default) or ``concat``.
-        input_feeding: feed h~_{t-1} into the next step (section 3.3).
+        score: attention score, ``dot``, ``general`` or ``concat`` (section 3.1).
+        input_feeding: feed the attentional vector h~_{t-1} into the next step (section 3.3).
         **kwargs: see :class:`~nmt.networks.recurrent.RecurrentNet`.
     """
-
-    source_state = frozenset({"keys", "values", "src_mask"})
-    shared_source = True  # a sentence's beams attend to one copy of its keys and values
 
     def __init__(self, score: str = "general", input_feeding: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -42,21 +41,21 @@ class LuongNet(RecurrentNet):
         self.combine = nn.Linear(2 * h, h, bias=False)  # W_c
         self.readout = self.make_readout(h)
 
-    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> dict:
-        return {
-            "hidden": self.bridge(final),  # (B, L, H)
-            "keys": self.attention.project_keys(outputs),  # (B, S, H), once per source
-            "values": outputs,
-            "src_mask": src_mask,
-            "feed": outputs.new_zeros(outputs.size(0), self.hidden_size),  # h~_0 (B, H)
-        }
+    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> AttentionState:
+        return AttentionState(
+            hidden=self.bridge(final),  # (B, L, H)
+            keys=self.attention.project_keys(outputs),  # (B, S, H), once per source
+            values=outputs,
+            src_mask=src_mask,
+            feed=outputs.new_zeros(outputs.size(0), self.hidden_size),  # h~_0 (B, H)
+        )
 
-    def step(self, prev_tokens: torch.Tensor, state: dict):
-        emb = self.dropout(self.tgt_embed(prev_tokens))  # (B, E)
-        x = torch.cat([emb, state["feed"]], -1) if self.input_feeding else emb
-        out, hidden = self.decoder(x.unsqueeze(1), to_torch(state["hidden"]))
-        h_t = out[:, 0]  # (B, H)
-        context, weights = self.attention(h_t, state["keys"], state["values"], state["src_mask"])
+    def step(self, prev_tokens: torch.Tensor, state: AttentionState):
+        emb = self.dropout(self.tgt_embed(prev_tokens))  # (R, E)
+        x = torch.cat([emb, state.feed], -1) if self.input_feeding else emb
+        out, hidden = self.decoder(x.unsqueeze(1), to_torch(state.hidden))
+        h_t = out[:, 0]  # (R, H)
+        context, weights = self.attention(h_t, state.keys, state.values, state.src_mask)
         attentional = torch.tanh(self.combine(torch.cat([context, h_t], -1)))  # h~_t
         logits = self.readout(self.dropout(attentional))
-        return logits, {**state, "hidden": from_torch(hidden), "feed": attentional}, weights
+        return logits, replace(state, hidden=from_torch(hidden), feed=attentional), weights

@@ -10,6 +10,7 @@ Subclasses implement ``init_state`` and ``step``.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,22 +19,46 @@ from torch import nn
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID
 from nmt.modules.dropout import Dropout
-from nmt.modules.rnn import Bridge, Readout, RNNEncoder, make_rnn
+from nmt.modules.rnn import Bridge, Hidden, Readout, RNNEncoder, make_rnn
 from nmt.networks.base import Seq2SeqNet
+from nmt.networks.state import DecoderState, row_field, source_field
+
+
+@dataclass(kw_only=True)
+class RecurrentState(DecoderState):
+    """A recurrent decoder between steps: the hidden state (R, L, H) (a pair for the LSTM), one row per hypothesis."""
+
+    hidden: Hidden = row_field()
+
+
+@dataclass(kw_only=True)
+class AttentionState(RecurrentState):
+    """A recurrent decoder with attention: ``keys`` (N, S, A), ``values`` (N, S, H) and ``src_mask`` (N, S)
+    have one row per sentence, read by its ``group`` beams at once (the attention groups the queries);
+    ``feed`` is Luong's attentional vector h~_{t-1} (R, H) with input feeding, else None."""
+
+    keys: torch.Tensor = source_field()
+    values: torch.Tensor = source_field()
+    src_mask: torch.Tensor = source_field()
+    feed: torch.Tensor | None = row_field(None)
 
 
 class RecurrentNet(Seq2SeqNet):
     """Shared options of the recurrent models.
 
     Args:
-        emb_size: embedding size. hidden_size: encoder output and decoder state size.
-        num_layers: layers of encoder and decoder. dropout: on embeddings, outputs and between layers.
+        emb_size: embedding size.
+        hidden_size: encoder output and decoder state size.
+        num_layers: recurrent layers of the encoder and of the decoder.
+        dropout: dropout on embeddings, outputs and between layers.
         cell: ``gru``, ``lstm`` or ``rnn`` (Elman, tanh).
         bidirectional: bidirectional encoder (each direction gets ``hidden_size // 2`` units).
-        share_embeddings: one embedding for source and target (needs a joint vocabulary).
+        share_embeddings: one embedding for source and target (needs a joint vocabulary; linked
+            from ``data.joint_vocab`` by the CLI).
         tie_output: the output layer reuses the target embedding.
-        teacher_forcing_ratio: probability of feeding the reference token during training (1 = always).
-        src_vocab_size, tgt_vocab_size: see :class:`~nmt.networks.base.Seq2SeqNet`.
+        teacher_forcing_ratio: probability of feeding the reference token during training (1 = always;
+            below 1: scheduled sampling).
+        **kwargs: vocabulary sizes and search defaults, see :class:`~nmt.networks.base.Seq2SeqNet`.
     """
 
     def __init__(
@@ -68,19 +93,19 @@ class RecurrentNet(Seq2SeqNet):
         return Readout(in_size, self.tgt_vocab_size, self.tgt_embed if self.tie_output else None)
 
     @abc.abstractmethod
-    def init_state(self, outputs: torch.Tensor, final, src_mask: torch.Tensor) -> dict:
+    def init_state(self, outputs: torch.Tensor, final: Hidden, src_mask: torch.Tensor) -> RecurrentState:
         """Decoder state from encoder outputs (B, S, H) and final state (B, L, H)."""
 
     @abc.abstractmethod
-    def step(self, prev_tokens: torch.Tensor, state: dict):
+    def step(self, prev_tokens: torch.Tensor, state: RecurrentState):
         """prev_tokens (B,) -> (logits (B, V), new state, attention (B, S) or None)."""
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True) -> dict:
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True) -> RecurrentState:
         # Attention weights are part of the computation here; a search that needs none drops them.
         outputs, final = self.encoder(self.src_embed(src), src_mask.sum(1))
         return self.init_state(outputs, final, src_mask)
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: dict):
+    def decode_step(self, prev_tokens: torch.Tensor, state: RecurrentState):
         logits, state, attention = self.step(prev_tokens, state)
         return F.log_softmax(logits.float(), dim=-1), state, attention
 

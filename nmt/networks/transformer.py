@@ -7,6 +7,8 @@ The network is only wiring: ``decode(encode(src), tgt_in)``. Blocks live in
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,32 +17,67 @@ from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID
 from nmt.modules.transformer import Embedding, TransformerDecoder, TransformerEncoder
 from nmt.networks.base import Seq2SeqNet
+from nmt.networks.state import DecoderState, source_field
+
+
+@dataclass(kw_only=True)
+class TransformerState(DecoderState):
+    """The Transformer decoder between steps.
+
+    ``cross_kv`` (per layer, keys and values (N, H, S, Dh)) and ``src_mask`` (N, S) have one row per
+    sentence, shared by its ``group`` beams (cross-attention groups their queries: 5x less to read
+    at beam 5). The self-attention ``caches`` (per layer, (R', H, t, Dh)) are reordered lazily:
+    ``order`` maps each decoder row to its cache row, and the next ``decode_step`` gathers the
+    caches in the same pass that appends the new position.
+    """
+
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor]] = source_field()
+    src_mask: torch.Tensor = source_field()
+    caches: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    order: torch.Tensor | None = None
+    step: int = 0
+    weights_layer: int | None = None  # the layer whose cross-attention decode_step returns; None: none
+
+    @property
+    def rows(self) -> int:
+        return self.src_mask.size(0) * self.group if self.order is None else self.order.numel()
+
+    def _pending(self, index: torch.Tensor) -> torch.Tensor | None:
+        return None if self.caches is None else index if self.order is None else self.order[index]
+
+    def expand(self, beam: int) -> TransformerState:
+        index = torch.arange(self.rows, device=self.src_mask.device).repeat_interleave(beam)
+        return replace(super().expand(beam), order=self._pending(index))
+
+    def reorder(self, index: torch.Tensor) -> TransformerState:
+        return replace(super().reorder(index), order=self._pending(index))
 
 
 class TransformerNet(Seq2SeqNet):
-    """Encoder-decoder Transformer. The defaults are a small model that learns the embedded
-    corpus on a CPU in minutes; ``configs/`` holds larger ones (Transformer-base: d_model 512,
-    8 heads, d_ff 2048, 6 + 6 layers).
+    """Encoder-decoder Transformer (Vaswani et al. 2017). The defaults are a small model that learns
+    the embedded corpus on a CPU in minutes; ``configs/`` holds larger ones (Transformer-base:
+    d_model 512, 8 heads, d_ff 2048, 6 + 6 layers).
 
     Args:
-        d_model: model width. n_heads: attention heads. d_ff: feed-forward width.
-        encoder_layers, decoder_layers: stack depths.
-        dropout: residual/embedding dropout. attention_dropout: dropout on attention weights.
-        activation_dropout: dropout on the feed-forward ReLU output (fairseq's ``activation_dropout``;
-            off by default as in fairseq; JoeyNMT and tensor2tensor use the residual rate here).
-        pre_norm: LayerNorm before each sublayer (stable without long warm-up); False gives the
+        d_model: model width (embeddings, attention, residual stream).
+        n_heads: attention heads per layer (must divide d_model).
+        d_ff: width of the feed-forward block.
+        encoder_layers: encoder depth.
+        decoder_layers: decoder depth.
+        dropout: dropout on embeddings and sublayer outputs (the residual branches).
+        attention_dropout: dropout on the attention weights.
+        activation_dropout: dropout on the feed-forward ReLU output (fairseq's; 0 as there, JoeyNMT
+            and tensor2tensor use the residual rate).
+        pre_norm: LayerNorm before each sublayer (trains without a long warm-up); false gives the
             original post-norm.
-        share_embeddings: share source and target embeddings (needs a joint vocabulary;
+        share_embeddings: one embedding table for source and target (needs a joint vocabulary;
             linked from ``data.joint_vocab`` by the CLI).
-        tie_output: tie the output projection to the target embedding.
-        max_positions: longest sequence the positional table covers.
-        attention_layer: decoder layer whose cross-attention ``decode_step`` returns (-1 = last).
-        attention_head: the head to return (None = the average over heads).
-        src_vocab_size, tgt_vocab_size: see :class:`~nmt.networks.base.Seq2SeqNet`.
+        tie_output: the output projection reuses the target embedding (Press & Wolf 2017).
+        max_positions: longest sequence the positional table covers (longer sources are truncated).
+        attention_layer: decoder layer whose cross-attention is reported for plots and alignments (-1: the last).
+        attention_head: head reported (None: the average over heads).
+        **kwargs: vocabulary sizes and search defaults, see :class:`~nmt.networks.base.Seq2SeqNet`.
     """
-
-    source_state = frozenset({"cross_kv", "src_mask"})
-    shared_source = True  # cross-attention lets a sentence's beams share its keys/values (5x less to read)
 
     def __init__(
         self,
@@ -85,36 +122,22 @@ class TransformerNet(Seq2SeqNet):
         hidden, _, _ = self.decoder(self.tgt_embed(batch.tgt_in), self.decoder.cross_kv(memory), batch.src_mask)
         return self.output(hidden)  # (B, T, V)
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True) -> dict:
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor, attention: bool = True) -> TransformerState:
         memory = self.encoder(self.src_embed(src), src_mask)
-        return {
-            "cross_kv": self.decoder.cross_kv(memory),
-            "src_mask": src_mask,
-            "caches": None,
-            "step": 0,
-            "weights_layer": self.attention_layer if attention else None,  # None: no weights computed
-            "beam": 1,  # decoder rows per source row (beam search: the K beams of each sentence)
-            "order": None,  # a reorder of the caches not applied yet: batch row -> cache row
-        }
+        layer = self.attention_layer if attention else None
+        return TransformerState(cross_kv=self.decoder.cross_kv(memory), src_mask=src_mask, weights_layer=layer)
 
-    def reorder_state(self, state: dict, index: torch.Tensor, within_sentences: bool = False) -> dict:
-        # The caches are reordered lazily: the next decode_step gathers them while appending to them.
-        pending = state["order"]
-        new = {**state, "order": None if state["caches"] is None else index if pending is None else pending[index]}
-        return new if within_sentences else {**new, **self.source_rows(state, index)}
-
-    def decode_step(self, prev_tokens: torch.Tensor, state: dict):
-        step = state["step"]
-        x = self.tgt_embed(prev_tokens[:, None], offset=step)  # (B, 1, D)
+    def decode_step(self, prev_tokens: torch.Tensor, state: TransformerState):
+        x = self.tgt_embed(prev_tokens[:, None], offset=state.step)  # (R, 1, D)
         hidden, caches, weights = self.decoder(
-            x, state["cross_kv"], state["src_mask"], state["caches"], state["weights_layer"], state["order"]
+            x, state.cross_kv, state.src_mask, state.caches, state.weights_layer, state.order
         )
-        log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
-        new_state = {**state, "caches": caches, "step": step + 1, "order": None}
+        log_probs = F.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (R, V)
+        new_state = replace(state, caches=caches, step=state.step + 1, order=None)
         if weights is None:
             return log_probs, new_state, None
         head = self.attention_head
-        attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (B, S)
+        attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (R, S)
         return log_probs, new_state, attention
 
     def select_attention(self, layer: int | None = None, head: int | None = None) -> None:

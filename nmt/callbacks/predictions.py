@@ -14,7 +14,7 @@ from pathlib import Path
 from lightning.pytorch import Callback
 
 from nmt.data.datamodule import atomic_write
-from nmt.models.base import gather_by_index
+from nmt.system import gather_by_index
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,12 @@ import torch
 from nmt.errors import NmtError
 
 
+def can_skip_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step()`` honours a ``found_inf`` flag: PyTorch's fused Adam, AdamW and SGD do."""
+    fused = isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD))
+    return fused and bool(optimizer.defaults.get("fused"))
+
+
 class StepGuard:
     def __init__(self, lr: float):
         self.lr = lr  # for the advice
@@ -28,7 +34,7 @@ class StepGuard:
     def before_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_norm: torch.Tensor, step: int):
         """Called after backward and clipping, before ``optimizer.step()`` of update ``step``."""
         values = torch.stack([loss.detach().float().reshape(()), grad_norm.detach().float().reshape(())])
-        if not getattr(optimizer, "_step_supports_amp_scaling", False):
+        if not can_skip_on_device(optimizer):
             self._check(values.tolist(), step)  # waits for the device, raises before the step
             return
         optimizer.found_inf = (~torch.isfinite(values)).any().float()  # 1: the fused step changes nothing

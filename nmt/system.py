@@ -1,11 +1,10 @@
-"""``Seq2SeqSystem``: what every nmt model shares, whatever its architecture.
+"""``Seq2SeqSystem``: the one LightningModule, around any network.
 
-A system is the LightningModule around a network (:mod:`nmt.networks`, plain ``nn.Module``s
-with the interface of DESIGN.md). Subclasses declare the network's arguments in their
-constructor (the config schema) and build it with :meth:`Seq2SeqSystem.build`. This class owns
-the rest: label-smoothed loss, AdamW with inverse-square-root warm-up, greedy decoding of the
-validation/test sets scored with sacrebleu over hypotheses gathered from every rank, and a
-self-contained checkpoint (tokenizer bytes, system and network classes).
+The system is handed its network (:mod:`nmt.networks`, plain ``nn.Module``s; chosen in the
+config with ``model.net.class_path``) and owns everything that is the same for every
+architecture: label-smoothed loss, AdamW with inverse-square-root warm-up, decoding of the
+validation/test sets scored with sacreBLEU over hypotheses gathered from every rank, and a
+self-contained checkpoint (the network's constructor arguments and the tokenizer bytes).
 """
 
 from __future__ import annotations
@@ -20,12 +19,13 @@ import torch.nn.functional as F
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from nmt import metrics
+from nmt.checkpoint import FORMAT
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.errors import NmtError
 from nmt.hardware import cpu_lacks_bf16_matmul
-from nmt.models.step_guard import StepGuard
-from nmt.networks.base import Seq2SeqNet, init_arguments
+from nmt.networks.base import Seq2SeqNet
+from nmt.step_guard import StepGuard
 
 log = logging.getLogger(__name__)
 
@@ -67,54 +67,41 @@ def inverse_sqrt(warmup_steps: int):
 
 
 class Seq2SeqSystem(L.LightningModule):
-    """Shared training/evaluation logic.
+    """Training and evaluation of a sequence-to-sequence network.
 
-    Args (shared by every model):
-        src_vocab_size, tgt_vocab_size: linked from the data module by the CLI.
-        label_smoothing: epsilon of the label-smoothed loss.
+    Args:
+        net: the network (``class_path`` and ``init_args``; its vocabulary sizes are linked from the data module).
+        label_smoothing: epsilon of the label-smoothed cross-entropy.
         lr: peak learning rate, reached after ``warmup_steps``.
-        warmup_steps: linear warm-up; then the rate decays with 1/sqrt(step).
+        warmup_steps: steps of linear warm-up; then the rate decays with 1/sqrt(step).
         weight_decay: AdamW decoupled weight decay (not applied to biases and norms).
         betas: AdamW betas.
-        max_len_a, max_len_b: decoding stops after ``a * source_length + b`` tokens.
-        val_beam, test_beam: beam size for validation (1 = greedy) and test decoding.
-        length_penalty: GNMT alpha for beam search (see :mod:`nmt.search`).
+        val_beam: beam size for validation decoding (1 = greedy).
+        test_beam: beam size for ``nmt test`` and ``nmt predict``.
         compile: run the teacher-forced forward through ``torch.compile``; if compiling fails
             (no compiler, unsupported platform) training continues without it, with a warning.
     """
 
     def __init__(
         self,
-        src_vocab_size: int = 1000,
-        tgt_vocab_size: int = 1000,
+        net: Seq2SeqNet,
         label_smoothing: float = 0.1,
         lr: float = 2e-3,
         warmup_steps: int = 300,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.98),
-        max_len_a: float = 1.5,
-        max_len_b: int = 10,
         val_beam: int = 1,
         test_beam: int = 5,
-        length_penalty: float = 1.0,
         compile: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters()  # collects the subclass's arguments too
-        self.net: Seq2SeqNet | None = None  # built by the subclass with ``build``
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["net"] = net.config  # what builds the same network again (nmt.checkpoint.build_network)
+        self.net = net
         self._eval: dict[str, list] = {}
-        self._compiled = None
+        self._compiled = torch.compile(net.forward, dynamic=True) if compile else None
         self._guard = StepGuard(lr)
         self._loss = torch.zeros(())
-
-    def build(self, cls: type[Seq2SeqNet]) -> Seq2SeqNet:
-        """``cls`` made from this system's hyperparameters of the same names, with its search defaults."""
-        hp = self.hparams
-        net = cls(**{name: hp[name] for name in init_arguments(cls) if name in hp})
-        net.max_len_a, net.max_len_b, net.length_penalty = hp.max_len_a, hp.max_len_b, hp.length_penalty
-        if hp.compile:
-            self._compiled = torch.compile(net.forward, dynamic=True)
-        return net
 
     # ---------------------------------------------- what translating needs, from the network
     @property
@@ -130,10 +117,6 @@ class Seq2SeqSystem(L.LightningModule):
         return self.net(batch)
 
     # ------------------------------------------------------------------ training
-    def compile_model(self) -> None:
-        """Use ``torch.compile`` for ``train_forward`` (first call decides; falls back to eager)."""
-        self._compiled = torch.compile(self.net.forward, dynamic=True)
-
     def train_forward(self, batch: Batch) -> torch.Tensor:
         if self._compiled is not None:
             try:
@@ -262,18 +245,9 @@ class Seq2SeqSystem(L.LightningModule):
                 print(f"test {name.upper()} = {scores[name]:.2f}  ({scores[name + '_signature']})")
 
     # -------------------------------------------------------------- checkpoints
-    def checkpoint_meta(self) -> dict:
-        """What makes a checkpoint self-contained: system and network classes, tokenizer bytes."""
-        cls, net = type(self), type(self.net)
-        return {
-            "format": 2,
-            "model_class": f"{cls.__module__}.{cls.__qualname__}",
-            "network_class": f"{net.__module__}.{net.__qualname__}",
-            "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None,
-        }
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["nmt"] = self.checkpoint_meta()
+        # With the network's arguments in the hyperparameters, this makes a checkpoint self-contained.
+        checkpoint["nmt"] = {"format": FORMAT, "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint.get("nmt", {}).get("tokenizer")

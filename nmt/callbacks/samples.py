@@ -16,6 +16,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from nmt.plotting import attention_figure
+from nmt.translation import translate_full
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ class TranslationSamples(Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not self.num_sentences or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        from nmt.translate import translate_full
-
         dm = trainer.datamodule
         text = dm.texts[dm.hparams.val_split]
         sources, refs = text.src[: self.num_sentences], text.tgt[: self.num_sentences]

@@ -12,11 +12,17 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class DeviceAwareProgressBar(TQDMProgressBar):
+    """Refreshes every step on a CPU and every ``accelerator_refresh_rate`` steps on an accelerator."""
+
     def __init__(self, accelerator_refresh_rate: int = 20):
         super().__init__(refresh_rate=1)
         self.accelerator_refresh_rate = accelerator_refresh_rate
+        self.on_cpu = True
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        on_cpu = trainer.strategy.root_device.type == "cpu"
-        self._refresh_rate = self._resolve_refresh_rate(1 if on_cpu else self.accelerator_refresh_rate)
+        self.on_cpu = trainer.strategy.root_device.type == "cpu"
+
+    @property
+    def refresh_rate(self) -> int:
+        return super().refresh_rate if self.on_cpu else self.accelerator_refresh_rate

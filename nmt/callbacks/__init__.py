@@ -1,0 +1,16 @@
+"""The Lightning callbacks and checkpoint plugin that ``nmt fit | validate | test | predict`` add."""
+
+from nmt.callbacks.checkpoints import AtomicCheckpointIO, LastCheckpoint, ResumeState, check_checkpoint
+from nmt.callbacks.predictions import PredictionWriter
+from nmt.callbacks.progress import DeviceAwareProgressBar
+from nmt.callbacks.samples import TranslationSamples
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "DeviceAwareProgressBar",
+    "LastCheckpoint",
+    "PredictionWriter",
+    "ResumeState",
+    "TranslationSamples",
+    "check_checkpoint",
+]

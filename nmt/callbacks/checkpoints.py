@@ -1,0 +1,147 @@
+"""Checkpoints that survive crashes and resume exactly.
+
+- :class:`AtomicCheckpointIO` writes to a temporary file in the same folder, fsyncs it and
+  renames it over the target, so a kill during a write never leaves a file that looks valid;
+  it reads every checkpoint through :func:`nmt.checkpoint.read_checkpoint` (weights only).
+- :class:`LastCheckpoint` keeps ``last.ckpt`` up to date: every N steps, after each validation,
+  after the last step and when a run stops on Ctrl-C or an error.
+- :class:`ResumeState` stores the random number generators and the position in the epoch with
+  each checkpoint and puts them back on resume, so a resumed run sees the same batches.
+- :func:`check_checkpoint` turns a checkpoint of other sizes into one clear sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint, Timer
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from nmt.checkpoint import read_checkpoint
+from nmt.errors import NmtError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``.name.tmp``, fsync, then ``os.replace`` onto the real name; reads weights only."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return read_checkpoint(path)  # weights_only=True whatever is asked: nmt checkpoints need no pickled code
+
+
+class LastCheckpoint(Checkpoint):
+    """Keep ``dirpath/last.ckpt``, the checkpoint a run continues from with ``--ckpt_path last``.
+
+    It is written every ``every_n_train_steps`` steps, after each validation, after the last
+    training step (``max_steps``, ``max_time``, the last epoch or a requested stop) and when a run
+    stops on Ctrl-C or an error (not before the first step). The save after the last step happens
+    in that step's ``on_train_batch_end``: by ``on_train_end`` Lightning counts a stopped epoch as
+    finished, and a run continued from there would skip its remaining batches.
+
+    Args:
+        every_n_train_steps: write it every this many optimizer steps (0: only at the moments above).
+        dirpath: its folder (default: ``<default_root_dir>/checkpoints``, set by the command line).
+    """
+
+    def __init__(self, every_n_train_steps: int = 100, dirpath: str | None = None):
+        self.every_n_train_steps, self.dirpath = every_n_train_steps, dirpath
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dirpath or "checkpoints") / "last.ckpt"
+
+    def _save(self, trainer) -> None:
+        if trainer.global_step > 0 and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path, weights_only=False)  # the whole state, to resume from
+
+    @staticmethod
+    def last_step(trainer, batch_idx: int) -> bool:
+        """Whether the step that just ended (batch ``batch_idx`` of the epoch) is the last one of this fit."""
+        if trainer.should_stop or 0 <= trainer.max_steps <= trainer.global_step:
+            return True
+        # --trainer.max_time: the Timer stops the run after this hook. Ranks' clocks differ and saving is
+        # collective, so rank 0 decides for all (as the Timer does).
+        timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer) and cb.time_remaining("train") is not None]
+        if timers and trainer.strategy.broadcast(any(t.time_remaining("train") <= 0 for t in timers)):
+            return True
+        last_epoch = trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1
+        return last_epoch and batch_idx + 1 >= trainer.num_training_batches
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        every = self.every_n_train_steps
+        if self.last_step(trainer, batch_idx) or (every > 0 and trainer.global_step % every == 0):
+            self._save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._save(trainer)
+
+
+class ResumeState(Callback):
+    """Save and restore the CPU/CUDA and Python RNG states with every checkpoint, and keep the data
+    module's ``position`` (epoch, batches of it done) current, which it saves with the checkpoint."""
+
+    def state_dict(self) -> dict:
+        version, internal, gauss = random.getstate()
+        state = {"torch": torch.get_rng_state(), "python_version": version, "python": list(internal),
+                 "python_gauss": gauss}  # fmt: skip
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    @staticmethod
+    def _position(trainer, epoch: int, batches_done: int) -> None:
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "position"):
+            datamodule.position = {"epoch": epoch, "batches_done": batches_done}
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._position(trainer, trainer.current_epoch, 0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        epoch, done = trainer.current_epoch, batch_idx + 1  # batch_idx counts from the epoch's start, resumed or not
+        if done >= trainer.num_training_batches:
+            # After the epoch's last batch, before the epoch ends: on resume Lightning counts the epoch as
+            # finished and starts the next one with the first iterator.
+            epoch, done = epoch + 1, 0
+        self._position(trainer, epoch, done)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # Saved here (ModelCheckpoint(save_on_train_epoch_end=True)), Lightning resumes inside this epoch, at its end.
+        self._position(trainer, trainer.current_epoch, trainer.num_training_batches)
+
+
+def check_checkpoint(path: str, model) -> None:
+    """Refuse, with advice, a checkpoint whose weights do not fit ``model`` (other vocabulary or sizes)."""
+    theirs = read_checkpoint(path).get("state_dict", {})
+    for name, tensor in model.state_dict().items():
+        if name in theirs and theirs[name].shape != tensor.shape:
+            raise NmtError(
+                f"{path} was trained with other sizes: '{name}' is {tuple(theirs[name].shape)} there and "
+                f"{tuple(tensor.shape)} here (vocabulary or model size differ). Pass the same --config and "
+                "--data/--model options as for training."
+            )

@@ -1,0 +1,27 @@
+"""``nmt average``: average the weights of checkpoints into a new checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from nmt.average import average
+from nmt.errors import NmtError
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="nmt average", description="Average the weights of checkpoints.")
+    parser.add_argument("--ckpts", nargs="+", required=True, help="checkpoints of one run (e.g. the last N)")
+    parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
+    args = parser.parse_args(argv)
+    averaged = average(args.ckpts)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        torch.save(averaged, tmp)
+        tmp.replace(out)
+    except OSError as err:
+        raise NmtError(f"Cannot write {out}: {err.strerror}. Choose a writable path.") from None
+    print(f"averaged {len(args.ckpts)} checkpoints into {out}")

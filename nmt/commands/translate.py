@@ -1,0 +1,124 @@
+"""``nmt translate``: source lines in, translations out, with a checkpoint alone.
+
+One output line per input line in text format, always: an empty input line gives an empty
+output line, and only ``\\n`` ends a line (a carriage return or U+2028 inside a line stays in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from nmt.checkpoint import load_network
+from nmt.data.corpus import decode_lines, read_lines
+from nmt.errors import NmtError
+from nmt.hardware import PRECISIONS, autocast, parse_device
+from nmt.translation import Translation, translate_full
+
+
+def alignment(attention: list[list[float]] | None) -> str:
+    """Pharaoh-style ``src-tgt`` pairs: each target subword aligned to its most attended source subword."""
+    if not attention:
+        return ""
+    return " ".join(f"{max(range(len(row)), key=row.__getitem__)}-{t}" for t, row in enumerate(attention))
+
+
+def format_hypotheses(args: argparse.Namespace, source: str, hyps: list[Translation]) -> list[str]:
+    """The output lines of one input line in ``--format`` (text: ``--nbest`` lines; jsonl: one)."""
+    if args.format == "jsonl":
+        record = {"source": source, "hypotheses": [asdict(h) for h in hyps]}
+        if not args.alignments:
+            for h in record["hypotheses"]:
+                h.pop("attention")
+        return [json.dumps(record, ensure_ascii=False)]
+    if not hyps:
+        return [""] * args.nbest
+    lines = []
+    for h in hyps:
+        fields = [h.text]
+        if args.scores:
+            fields.append(f"{h.score:.4f}")
+        if args.alignments:
+            fields.append(alignment(h.attention))
+        lines.append("\t".join(fields))
+    return lines
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nmt translate",
+        description="Translate text with an nmt checkpoint: one output line per input line (text format).",
+    )
+    p.add_argument("--ckpt", required=True, help="checkpoint written by `nmt fit`")
+    p.add_argument("--input", "-i", default="-", help="source file, one sentence a line (default: stdin)")
+    p.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= beam); text: N lines each")
+    p.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (default: the model's, 1.0)")
+    p.add_argument("--max-tokens", type=int, default=4096, help="source tokens per batch")
+    p.add_argument("--scores", action="store_true", help="text format: add a TAB column with the score")
+    p.add_argument("--alignments", action="store_true", help="add src-tgt subword alignments from attention")
+    p.add_argument("--format", choices=["text", "jsonl"], default="text", help="jsonl: one JSON object a line")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if there is one)")
+    p.add_argument("--precision", choices=sorted(PRECISIONS), default="32", help="autocast dtype")
+    return p
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse impossible option values before any work is done."""
+    if args.beam < 1:
+        raise NmtError(f"--beam must be 1 (greedy) or more, got {args.beam}.")
+    if not 1 <= args.nbest <= args.beam:
+        raise NmtError(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}.")
+    if args.max_tokens < 1:
+        raise NmtError(f"--max-tokens must be a positive number of source tokens per batch, got {args.max_tokens}.")
+
+
+def read_input(name: str) -> list[str]:
+    if name == "-":
+        return decode_lines(sys.stdin.buffer.read(), "standard input", "input.txt")
+    return read_lines(Path(name))
+
+
+def open_output(name: str):
+    """The output stream. A file is written under a temporary name beside it, opened before decoding
+    (an unwritable path fails at once) and renamed onto ``name`` when all is written."""
+    if name == "-":
+        return sys.stdout
+    path = Path(name)
+    if path.is_dir():
+        raise NmtError(f"--output {name} is a folder; give a file name, e.g. {path}/hyp.txt.")
+    try:
+        return open(path.with_name(f".{path.name}.{os.getpid()}.tmp"), "w", encoding="utf-8")
+    except OSError as err:
+        raise NmtError(f"Cannot write {name}: {err.strerror}. Choose a writable path.") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    check_options(args)
+    import torch
+
+    device = parse_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = load_network(args.ckpt, device)
+    lines = read_input(args.input)
+    out = open_output(args.output)
+    try:
+        with autocast(device.type, args.precision):
+            results = translate_full(
+                model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, attention=args.alignments
+            )
+        out.write(
+            "".join(line + "\n" for src, hyps in zip(lines, results) for line in format_hypotheses(args, src, hyps))
+        )
+        if out is not sys.stdout:
+            out.close()
+            os.replace(out.name, args.output)
+    finally:
+        if out is not sys.stdout and os.path.exists(out.name):
+            out.close()
+            os.unlink(out.name)
