@@ -43,6 +43,8 @@ SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 # nmt chooses the CSV logger on purpose (TensorBoard is optional); Lightning's note about it is not the user's business.
 warnings.filterwarnings("ignore", message=".*`tensorboardX` has been removed as a dependency")
+# build_cli(argv) is meant to parse argv, whatever the process's own arguments are (the benchmark, tests).
+warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
 # Lightning's own use of torch.utils._pytree.LeafSpec, deprecated by PyTorch.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
@@ -160,18 +162,17 @@ def _check_writable(folder: Path, option: str) -> None:
         ) from None
 
 
-def build_cli(argv: list[str] | None, run: bool = True, **kwargs) -> NmtCLI:
+def build_cli(argv: list[str] | None, run: bool = True, callbacks: list | None = None) -> NmtCLI:
     """``nmt <subcommand> ...`` for the Lightning subcommands (``argv`` None: sys.argv). ``run=False``:
-    parse ``argv`` as fit's options and build data module, model and trainer without running anything
-    (what ``scripts/benchmark.py`` does); ``kwargs`` go to ``LightningCLI``."""
+    parse ``argv`` as fit's options and build data module, model and trainer without running anything,
+    with ``callbacks`` added to the trainer's (what ``scripts/benchmark.py`` does)."""
     return NmtCLI(
         Seq2SeqSystem,
         TranslationDataModule,
         subclass_mode_model=False,
-        trainer_defaults=TRAINER_DEFAULTS,
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": callbacks or []},
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         args=argv,
         run=run,
-        **kwargs,
     )

@@ -75,7 +75,7 @@ class StepGuard:
         what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
         raise NmtError(
             f"Training stopped at step {step}: {what}. The weights are untouched by that step "
-            f"and saved as last.ckpt. Try a lower --model.init_args.lr (now {self.lr}), a smaller "
+            f"and saved as last.ckpt. Try a lower --model.lr (now {self.lr}), a smaller "
             "--trainer.gradient_clip_val, bf16-mixed instead of 16-mixed precision, or look for broken "
             "lines in the corpus; then resume with --ckpt_path last."
         )

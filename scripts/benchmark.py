@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,26 +45,21 @@ def bf16_peak_tflops(device_name: str) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
 
 
-def build(config_path: str, device: str, precision: str, compile_model: bool):
-    from lightning.pytorch.cli import instantiate_class
+def build(config_path: str, device: str, precision: str, compile_model: bool, warmup: int, steps: int, callback):
+    """Data module, model and trainer exactly as ``nmt fit --config CONFIG`` builds them (the same vocabulary
+    links and seed), with a trainer for timing only: no validation, checkpoints, logger or progress bar."""
+    from nmt.lightning_cli import build_cli
 
-    from nmt.data.datamodule import TranslationDataModule
-
-    config = yaml.safe_load(Path(config_path).read_text())
-    dm = TranslationDataModule(**config.get("data", {}))
-    dm.prepare_data()
-    dm.setup("fit")
-    model_cfg = dict(config["model"])
-    init = dict(model_cfg.get("init_args", {}))
-    init.update(src_vocab_size=dm.src_vocab_size, tgt_vocab_size=dm.tgt_vocab_size)
-    if "share_embeddings" not in init:
-        init["share_embeddings"] = dm.joint_vocab
-    model = instantiate_class((), {"class_path": model_cfg["class_path"], "init_args": init})
-    model.tokenizer = dm.tokenizer
-    model.to(device)
-    if compile_model:
-        model.compile_model()
-    return dm, model, config
+    args = ["--config", config_path, "--trainer.max_steps", str(warmup + steps),
+            "--trainer.accelerator", "gpu" if device.startswith("cuda") else "cpu", "--trainer.devices", "1",
+            "--trainer.precision", {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[precision],
+            "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false",
+            "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--samples.num_sentences", "0",
+            "--trainer.default_root_dir", tempfile.mkdtemp(prefix="nmt-bench-"),
+            "--model.compile", str(compile_model).lower()]  # fmt: skip
+    cli = build_cli(args, run=False, callbacks=[callback])
+    return cli.datamodule, cli.model, cli.trainer
 
 
 class _StepTimer:
@@ -99,32 +93,16 @@ class _StepTimer:
                 outer.seconds = time.perf_counter() - outer.start
 
         self.callback = Callback()
+        self.steps = steps
         self.start, self.seconds, self.tokens = 0.0, 0.0, 0
         self.profiler, self.table = None, ""
 
 
-def train_speed(dm, model, device, precision, warmup, steps, profile_steps=0) -> dict:
+def train_speed(dm, model, trainer, timer: _StepTimer, device: str) -> dict:
     """Target tokens/s of ``nmt fit``'s own loop (Lightning Trainer, the model's optimizer and
-    schedule, gradient clipping 1.0), without validation or checkpoints."""
-    import lightning as L
-
-    timer = _StepTimer(warmup, steps, device, min(profile_steps, steps))
-    trainer = L.Trainer(
-        max_steps=warmup + steps,
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-        precision={"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}[precision],
-        gradient_clip_val=1.0,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        callbacks=[timer.callback],
-    )
+    schedule, gradient clipping), without validation or checkpoints."""
     trainer.fit(model, datamodule=dm)
-    result = {"steps": steps, "target_tokens": timer.tokens, "seconds": timer.seconds,
+    result = {"steps": timer.steps, "target_tokens": timer.tokens, "seconds": timer.seconds,
               "tokens_per_s": timer.tokens / timer.seconds}  # fmt: skip
     if timer.table:
         result["profile"] = timer.table
@@ -132,7 +110,8 @@ def train_speed(dm, model, device, precision, warmup, steps, profile_steps=0) ->
 
 
 def decode_steady(model, lines, beam, max_tokens, precision="32") -> dict:
-    from nmt.translate import autocast, translate
+    from nmt.hardware import autocast
+    from nmt.translation import translate
 
     model.eval()
     with autocast(model.device.type, precision):
@@ -194,7 +173,10 @@ def main() -> None:
     args = parser.parse_args()
     bound_onednn_kernel_cache()  # as `nmt fit` and `nmt translate` do
 
-    dm, model, config = build(args.config, args.device, args.precision, args.compile)
+    timer = _StepTimer(args.warmup_steps, args.train_steps, args.device, min(args.profile, args.train_steps))
+    dm, model, trainer = build(
+        args.config, args.device, args.precision, args.compile, args.warmup_steps, args.train_steps, timer.callback
+    )
     params = sum(p.numel() for p in model.parameters())
     result = {
         "config": args.config,
@@ -208,9 +190,7 @@ def main() -> None:
     }
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    result["train"] = train_speed(
-        dm, model, args.device, args.precision, args.warmup_steps, args.train_steps, args.profile
-    )
+    result["train"] = train_speed(dm, model, trainer, timer, args.device)
     model.to(args.device)  # the Trainer may hand the model back on the CPU
 
     lines = dm.texts[dm.hparams.test_split].src if dm.hparams.test_split in dm.texts else None
@@ -224,13 +204,13 @@ def main() -> None:
         src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         ckpt = Path(tmp) / "model.ckpt"
         if args.ckpt:
-            from nmt.translate import load_model
+            from nmt.checkpoint import load_network
 
-            ckpt, net = Path(args.ckpt), load_model(args.ckpt, args.device)
+            ckpt, net = Path(args.ckpt), load_network(args.ckpt, args.device)
             result["decode_ckpt"] = args.ckpt
         else:
-            net, meta = model.net, model.checkpoint_meta()
-            torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "nmt": meta}, ckpt)
+            net = model.net
+            trainer.save_checkpoint(ckpt)  # what nmt fit writes
         for beam in (1, 5):
             steady = decode_steady(net, lines, beam, args.decode_max_tokens, args.precision)
             steady["process_seconds"] = decode_process(

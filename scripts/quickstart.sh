@@ -10,4 +10,6 @@ echo "[quickstart] best checkpoint: $ckpt"
 nmt test --trainer.default_root_dir "$root" --ckpt_path "$ckpt"
 python -m nmt.data.synthetic data/embedded
 echo "[quickstart] five test sentences and their translations:"
-head -n 5 data/embedded/test.en | tee /dev/stderr | nmt translate --ckpt "$ckpt"
+head -n 5 data/embedded/test.en > "$root/five.en"
+nmt translate --ckpt "$ckpt" --input "$root/five.en" --output "$root/five.hyp"
+paste -d '\n' "$root/five.en" "$root/five.hyp"

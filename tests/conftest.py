@@ -19,7 +19,7 @@ TINY_SIZES = {"train": 400, "val": 24, "test": 24}
 TINY_ARGS = [
     "--data.vocab_size", "120",
     "--data.max_tokens", "1024",
-    "--model.init_args.warmup_steps", "10",
+    "--model.warmup_steps", "10",
     "--trainer.max_steps", "12",
     "--trainer.val_check_interval", "6",
     "--trainer.enable_progress_bar", "false",
@@ -27,16 +27,16 @@ TINY_ARGS = [
     "--samples.num_sentences", "2",
     "--trainer.log_every_n_steps", "4",
 ]  # fmt: skip
-RNN_TINY = ["--model.init_args.emb_size", "16", "--model.init_args.hidden_size", "32"]
+RNN_TINY = ["--model.net.emb_size", "16", "--model.net.hidden_size", "32"]
 # Per model: its config file and tiny sizes.
 MODEL_ARGS = {
     "transformer": [
         "--config", str(REPO / "configs/transformer.yaml"),
-        "--model.init_args.d_model", "32",
-        "--model.init_args.n_heads", "2",
-        "--model.init_args.d_ff", "64",
-        "--model.init_args.encoder_layers", "1",
-        "--model.init_args.decoder_layers", "1",
+        "--model.net.d_model", "32",
+        "--model.net.n_heads", "2",
+        "--model.net.d_ff", "64",
+        "--model.net.encoder_layers", "1",
+        "--model.net.decoder_layers", "1",
     ],
     "gru": ["--config", str(REPO / "configs/gru.yaml"), *RNN_TINY],
     "bahdanau": ["--config", str(REPO / "configs/bahdanau.yaml"), *RNN_TINY],

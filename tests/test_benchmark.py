@@ -14,8 +14,10 @@ def test_benchmark_counts_the_timed_steps_tokens_and_decodes(tiny_corpus, tmp_pa
     data = {"data_dir": str(tiny_corpus), "vocab_size": 120, "max_tokens": 512}
     config = {
         "model": {
-            "class_path": "nmt.models.transformer.TransformerSeq2Seq",
-            "init_args": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+            "net": {
+                "class_path": "nmt.networks.TransformerNet",
+                "init_args": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+            }
         },
         "data": data,
     }

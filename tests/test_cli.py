@@ -7,18 +7,20 @@ import sys
 
 import torch
 
+from nmt.checkpoint import load_network
 from nmt.networks.transformer import TransformerNet
-from nmt.translate import load_model, translate
+from nmt.translation import translate
 from tests.conftest import REPO, checkpoint, run_nmt
 
 
 def test_fit_writes_self_contained_checkpoints(tiny_run):
     best, last = checkpoint(tiny_run, "best.ckpt"), checkpoint(tiny_run, "last.ckpt")
     ckpt = torch.load(best, map_location="cpu", weights_only=True)  # no pickled code needed
-    assert ckpt["nmt"]["model_class"] == "nmt.models.transformer.TransformerSeq2Seq"
-    assert ckpt["nmt"]["network_class"] == "nmt.networks.transformer.TransformerNet"
-    assert ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
-    assert ckpt["hyper_parameters"]["d_model"] == 32 and ckpt["hyper_parameters"]["src_vocab_size"] == 120
+    assert ckpt["nmt"]["format"] == 3 and ckpt["nmt"]["tokenizer"]["src"] and ckpt["global_step"] > 0
+    net = ckpt["hyper_parameters"]["net"]
+    assert net["class_path"] == "nmt.networks.transformer.TransformerNet"
+    assert net["init_args"]["d_model"] == 32 and net["init_args"]["src_vocab_size"] == 120
+    assert net["init_args"]["share_embeddings"] is True and ckpt["hyper_parameters"]["lr"] == 2e-3
     assert last.is_file()
     log_dir = next(tiny_run.rglob("metrics.csv")).parent
     metrics = (log_dir / "metrics.csv").read_text()
@@ -36,7 +38,7 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
     out = result.stdout.split("\n")[:-1]
     assert len(out) == 6 and out[1] == ""
     # the same model in-process gives the same text, whatever the batching
-    model = load_model(checkpoint(tiny_run))
+    model = load_network(checkpoint(tiny_run))
     assert translate(model, lines[:1])[0] == out[0]
     assert translate(model, [lines[0], lines[1]], max_tokens=8) == [out[0], out[2]]
     assert translate(model, [""]) == [""]
@@ -55,7 +57,7 @@ def test_translate_loads_the_network_without_lightning(tiny_run, tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
-    model = load_model(checkpoint(tiny_run))
+    model = load_network(checkpoint(tiny_run))
     assert isinstance(model, TransformerNet) and not model.training
     assert model.tokenizer is not None and model.max_len_a == 1.5
     assert out.read_text(encoding="utf-8") == translate(model, [src.read_text().strip()], beam=2)[0] + "\n"
@@ -84,7 +86,7 @@ def test_predict_writes_the_test_split_translations_in_order(tiny_runs, tiny_cor
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"wrote 24 translations of test to {out}" in result.stderr
     lines = (tiny_corpus / "test.en").read_text(encoding="utf-8").splitlines()
-    model = load_model(checkpoint(root))
+    model = load_network(checkpoint(root))
     hyps = out.read_text(encoding="utf-8").splitlines()
     test_beam = torch.load(checkpoint(root), weights_only=True)["hyper_parameters"]["test_beam"]
     assert test_beam == 5 and hyps == translate(model, lines, beam=test_beam)
@@ -117,14 +119,14 @@ def test_translate_bad_checkpoint_is_explained(tmp_path):
 def test_print_config_shows_linked_defaults():
     result = run_nmt("fit", "--print_config")
     assert result.returncode == 0, result.stderr
-    assert "class_path: nmt.models.transformer.TransformerSeq2Seq" in result.stdout
+    assert "class_path: nmt.networks.TransformerNet" in result.stdout
     assert "monitor: val/bleu" in result.stdout
 
 
 def test_progress_bar_refreshes_every_step_on_cpu_and_less_often_on_a_gpu():
     from types import SimpleNamespace
 
-    from nmt.progress_bar import DeviceAwareProgressBar
+    from nmt.callbacks import DeviceAwareProgressBar
 
     def refresh_rate(device: str) -> int:
         bar = DeviceAwareProgressBar(accelerator_refresh_rate=25)
@@ -153,7 +155,8 @@ def test_fit_shows_a_progress_bar_and_takes_the_users_own(tiny_runs, tmp_path):
 def test_nmt_bounds_onednn_kernel_cache_unless_the_user_set_it(monkeypatch):
     from nmt import cli
 
-    monkeypatch.setitem(cli.COMMANDS, "noop", lambda argv: None)
+    monkeypatch.setitem(cli.COMMANDS, "noop", ("translate", "nothing"))
+    monkeypatch.setattr("nmt.commands.translate.main", lambda argv: None)
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     cli.main(["noop"])
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"

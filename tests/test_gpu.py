@@ -40,8 +40,10 @@ def test_benchmark_on_a_gpu_reports_gpu_memory_and_known_devices_flops_utilisati
 
     config = {
         "model": {
-            "class_path": "nmt.models.transformer.TransformerSeq2Seq",
-            "init_args": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+            "net": {
+                "class_path": "nmt.networks.TransformerNet",
+                "init_args": {"d_model": 32, "n_heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1},
+            }
         },
         "data": {"data_dir": str(tiny_corpus), "vocab_size": 120, "max_tokens": 512},
     }

@@ -74,10 +74,10 @@ def test_average_checkpoints_translates(tiny_run, tmp_path, tiny_corpus):
 @pytest.mark.parametrize(
     "name,options",
     [
-        ("gru", ["--model.init_args.cell", "rnn"]),
-        ("bahdanau", ["--model.init_args.cell", "lstm"]),
-        ("luong", ["--model.init_args.score", "dot", "--model.init_args.cell", "lstm"]),
-        ("luong", ["--model.init_args.score", "concat", "--model.init_args.input_feeding", "false"]),
+        ("gru", ["--model.net.cell", "rnn"]),
+        ("bahdanau", ["--model.net.cell", "lstm"]),
+        ("luong", ["--model.net.score", "dot", "--model.net.cell", "lstm"]),
+        ("luong", ["--model.net.score", "concat", "--model.net.input_feeding", "false"]),
     ],
 )
 def test_cells_and_scores_train_and_translate(name, options, tiny_runs, tmp_path):
@@ -87,8 +87,8 @@ def test_cells_and_scores_train_and_translate(name, options, tiny_runs, tmp_path
     ckpt = checkpoint(tmp_path, "last.ckpt")
     import torch
 
-    hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
-    assert hparams[options[0].rsplit(".", 1)[1]] == options[1] or options[1] == "false"
+    net_args = torch.load(ckpt, weights_only=True)["hyper_parameters"]["net"]["init_args"]
+    assert str(net_args[options[0].rsplit(".", 1)[1]]).lower() == options[1]
     out = run_nmt("translate", "--ckpt", str(ckpt), "--beam", "3", stdin="On Monday, Anna saw two dogs.\n")
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 1
 

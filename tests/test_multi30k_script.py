@@ -6,7 +6,7 @@ import sys
 
 import sacrebleu
 
-from nmt.translate import load_model
+from nmt.checkpoint import load_network
 from tests.conftest import MODEL_ARGS, REPO
 
 TINY_FIT = [
@@ -27,7 +27,7 @@ def test_sweep_scores_the_best_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert len(hyp) == len(ref) == 24
     assert result["bleu"] == round(sacrebleu.corpus_bleu(hyp, [ref]).score, 2)
     assert result["steps"] == 4 and result["direction"] == "en-de"
-    model = load_model(tmp_path / "transformer.en-de" / "checkpoints" / "best.ckpt")
+    model = load_network(tmp_path / "transformer.en-de" / "checkpoints" / "best.ckpt")
     assert result["parameters"] == sum(p.numel() for p in model.parameters())  # tied embeddings counted once
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "| transformer | en-de |" in (tmp_path / "results.md").read_text()

@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 
-from nmt.checkpointing import AtomicCheckpointIO
+from nmt.callbacks import AtomicCheckpointIO
+from nmt.checkpoint import load_network
 from nmt.data.datamodule import TranslationDataModule
-from nmt.translate import load_model, translate
+from nmt.translation import translate
 from tests.conftest import checkpoint, run_nmt
 
 
@@ -56,16 +57,25 @@ def test_checkpoint_of_another_model_or_vocabulary(tiny_runs, tmp_path):
                           "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
     assert other_model.returncode == 0, other_model.stderr[-3000:]
     assert "test BLEU" in other_model.stdout
-    assert "class_path: nmt.models.gru.GRUSeq2Seq" in next(tmp_path.rglob("config.yaml")).read_text()
+    assert "class_path: nmt.networks.gru.GRUNet" in next(tmp_path.rglob("config.yaml")).read_text()
+    assert "holds a GRUNet: nmt test uses it with its own network settings, not the config's TransformerNet" in (
+        other_model.stderr
+    )
     # Not an nmt checkpoint at all.
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
     assert_clean_error(run_nmt("translate", "--ckpt", str(foreign), stdin="x\n"), "is not an nmt checkpoint")
-    # Written before the networks were split from the systems (format 1): refused with the reason.
+    # Written by an older nmt (format 2: a system class per architecture): refused with the reason, by every command.
     old = torch.load(checkpoint(tiny_runs["gru"]), map_location="cpu", weights_only=True)
-    old["nmt"] = {k: v for k, v in old["nmt"].items() if k != "network_class"} | {"format": 1}
+    old["nmt"] = {**old["nmt"], "format": 2, "model_class": "nmt.models.gru.GRUSeq2Seq"}
+    old["hyper_parameters"] = {
+        "_class_path": "nmt.models.gru.GRUSeq2Seq",
+        **old["hyper_parameters"]["net"]["init_args"],
+    }
     torch.save(old, tmp_path / "old.ckpt")
-    assert_clean_error(run_nmt("translate", "--ckpt", str(tmp_path / "old.ckpt"), stdin="x\n"), "older nmt")
+    for command in (["translate", "--ckpt"], ["test", *tiny_runs.args("gru"), "--ckpt_path"], ["average", "--out",
+                    str(tmp_path / "avg.ckpt"), "--ckpts"]):  # fmt: skip
+        assert_clean_error(run_nmt(*command, str(tmp_path / "old.ckpt"), stdin="x\n"), "older nmt", "format 2")
     # Another vocabulary.
     transformer = checkpoint(tiny_runs["transformer"])
     other_vocab = run_nmt("test", *tiny_runs.args("transformer"), "--data.vocab_size", "100",
@@ -98,7 +108,7 @@ def test_control_characters_and_blank_lines_are_counted(tmp_path, caplog):
 
 
 def test_overlong_input_is_truncated_with_a_warning(tiny_runs, caplog):
-    model = load_model(checkpoint(tiny_runs["transformer"]))
+    model = load_network(checkpoint(tiny_runs["transformer"]))
     lines = ["On March 21, 1987, four hundred and twenty-one people arrived.", "", "Anna."]
     short = len(model.tokenizer.encode_src(["Anna."])[0])
     model.max_source_positions = short
@@ -121,7 +131,8 @@ def test_loading_never_runs_pickled_code(tmp_path, monkeypatch):
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "nmt": {"payload": _Exploit()}}, evil)
     result = run_nmt("translate", "--ckpt", str(evil), stdin="x\n")
-    assert_clean_error(result, "not a readable checkpoint")
+    assert_clean_error(result, "holds Python objects or code that nmt does not load")
+    assert "weights_only=False" not in result.stderr and "truncated" not in result.stderr
     assert not flag.exists()
 
 
@@ -286,8 +297,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_checkpoint(tiny_runs, tmp_p
 
 
 def test_non_finite_loss_stops_with_advice_and_keeps_good_weights(tiny_runs, tmp_path):
-    result = run_nmt(*fit_args(tiny_runs, tmp_path, "--model.init_args.lr", "1e30", "--model.init_args.warmup_steps",
+    result = run_nmt(*fit_args(tiny_runs, tmp_path, "--model.lr", "1e30", "--model.warmup_steps",
                                "1", "--last_checkpoint.every_n_train_steps", "1"))  # fmt: skip
-    assert_clean_error(result, "Training stopped at step", "--model.init_args.lr", "--ckpt_path last")
+    assert_clean_error(result, "Training stopped at step", "--model.lr", "--ckpt_path last")
     last = state_dict(tmp_path / "checkpoints/last.ckpt")
     assert all(torch.isfinite(v).all() for v in last.values() if v.is_floating_point())

@@ -9,8 +9,9 @@ import pytest
 import sacrebleu
 import torch
 
+from nmt.checkpoint import load_network
 from nmt.data.datamodule import TranslationDataModule
-from nmt.translate import load_model, translate
+from nmt.translation import translate
 from tests.conftest import run_nmt
 
 
@@ -41,7 +42,7 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     assert sorted(val) == list(range(24))  # every validation sentence decoded exactly once
     # val/bleu is corpus BLEU over all 24 gathered hypotheses: the same as one process decoding them all.
     logged = [float(r["val/bleu"]) for r in metrics(tmp_path / "R") if r.get("val/bleu")]
-    model = load_model(tmp_path / "R" / "checkpoints" / "last.ckpt")
+    model = load_network(tmp_path / "R" / "checkpoints" / "last.ckpt")
     dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120)
     dm.setup("validate")
     hyps = translate(model, dm.texts["val"].src)
@@ -76,13 +77,12 @@ def test_bf16_mixed_on_cpu_loss_falls(tiny_runs, tmp_path):
      ("32-true", False, False, False)],
 )  # fmt: skip
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, precision, avx512_bf16, amx, warned):
-    from nmt.models.transformer import TransformerSeq2Seq
+    from tests.helpers import tiny_system
 
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
-    model = TransformerSeq2Seq(src_vocab_size=30, tgt_vocab_size=30, d_model=16, n_heads=2, d_ff=32,
-                               encoder_layers=1, decoder_layers=1)  # fmt: skip
+    model = tiny_system(30)
     model.trainer = SimpleNamespace(precision=precision, is_global_zero=True)
     with caplog.at_level(logging.WARNING, logger="nmt"):
         model.on_fit_start()
@@ -91,7 +91,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, prec
 
 def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
     from nmt.data.batching import Batch
-    from nmt.models.transformer import TransformerSeq2Seq
+    from tests.helpers import tiny_system
 
     def broken(fn, **kwargs):
         def run(*a, **k):
@@ -100,7 +100,7 @@ def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
-    model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, compile=True)
+    model = tiny_system(compile=True)
     batch = Batch.collate([(0, [5, 6, 3], [2, 7, 3])])
     with caplog.at_level("WARNING", logger="nmt"):
         logits = model.train_forward(batch)
@@ -109,9 +109,9 @@ def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
 
 
 def test_fused_adamw_on_cpu_decays_only_matrices():
-    from nmt.models.transformer import TransformerSeq2Seq
+    from tests.helpers import tiny_system
 
-    model = TransformerSeq2Seq(src_vocab_size=20, tgt_vocab_size=20, d_model=16, d_ff=32, n_heads=2, weight_decay=0.01)
+    model = tiny_system(weight_decay=0.01)
     opt = model.configure_optimizers()["optimizer"]
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True  # one kernel, CPU too
     model._trainer = SimpleNamespace(precision="bf16-mixed")  # nmt clips for it (Lightning would refuse)

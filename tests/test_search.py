@@ -4,20 +4,15 @@ import torch
 from nmt import search
 from nmt.data.batching import Batch, pad
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.models.bahdanau import BahdanauSeq2Seq
-from nmt.models.gru import GRUSeq2Seq
-from nmt.models.luong import LuongSeq2Seq
-from nmt.models.transformer import TransformerSeq2Seq
+from nmt.networks import BahdanauNet, GRUNet, LuongNet, TransformerNet
 
 SOURCES = [[5, 6, 7, 8, 9, EOS_ID], [10, 11, EOS_ID], [12, 13, 14, EOS_ID]]
 COMMON = dict(src_vocab_size=24, tgt_vocab_size=24, dropout=0.0, max_len_a=1.0, max_len_b=4)
 MODELS = {
-    "transformer": lambda: TransformerSeq2Seq(
-        d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1, **COMMON
-    ),  # fmt: skip
-    "gru": lambda: GRUSeq2Seq(emb_size=8, hidden_size=12, **COMMON),
-    "bahdanau": lambda: BahdanauSeq2Seq(emb_size=8, hidden_size=12, **COMMON),
-    "luong": lambda: LuongSeq2Seq(emb_size=8, hidden_size=12, **COMMON),
+    "transformer": lambda: TransformerNet(d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1, **COMMON),
+    "gru": lambda: GRUNet(emb_size=8, hidden_size=12, **COMMON),
+    "bahdanau": lambda: BahdanauNet(emb_size=8, hidden_size=12, **COMMON),
+    "luong": lambda: LuongNet(emb_size=8, hidden_size=12, **COMMON),
 }
 
 
@@ -38,8 +33,8 @@ def encode(sources):
 
 def test_beam_one_equals_greedy(model):
     src, mask = encode(SOURCES)
-    g = search.greedy(model.net, src, mask, 1.0, 4)
-    b = search.beam_search(model.net, src, mask, beam=1, nbest=1, alpha=1.0, max_len_a=1.0, max_len_b=4)
+    g = search.greedy(model, src, mask, 1.0, 4)
+    b = search.beam_search(model, src, mask, beam=1, nbest=1, alpha=1.0, max_len_a=1.0, max_len_b=4)
     assert g.token_lists() == b.token_lists()
     assert torch.allclose(g.token_scores.sum(-1), b.token_scores.sum(-1), atol=1e-5)
 
@@ -55,7 +50,7 @@ def forced_scores(model, src_ids, out_ids):
 @pytest.mark.parametrize("alpha", [0.0, 1.0, -0.5])
 def test_scores_sorted_and_equal_to_forced_decoding(model, alpha):
     src, mask = encode(SOURCES)
-    hyps = search.beam_search(model.net, src, mask, beam=4, nbest=3, alpha=alpha, max_len_a=1.0, max_len_b=4)
+    hyps = search.beam_search(model, src, mask, beam=4, nbest=3, alpha=alpha, max_len_a=1.0, max_len_b=4)
     assert hyps.tokens.shape[:2] == (3, 3) and hyps.score.shape == (3, 3)
     assert (hyps.score[:, :-1] >= hyps.score[:, 1:] - 1e-6).all()
     lengths = hyps.lengths()
@@ -72,10 +67,10 @@ def test_scores_sorted_and_equal_to_forced_decoding(model, alpha):
 
 def test_translation_does_not_depend_on_the_batch(model):
     src, mask = encode(SOURCES)
-    together = search.beam_search(model.net, src, mask, beam=3, max_len_a=1.0, max_len_b=4)
+    together = search.beam_search(model, src, mask, beam=3, max_len_a=1.0, max_len_b=4)
     for i, source in enumerate(SOURCES):
         s, m = encode([source])
-        alone = search.beam_search(model.net, s, m, beam=3, max_len_a=1.0, max_len_b=4)
+        alone = search.beam_search(model, s, m, beam=3, max_len_a=1.0, max_len_b=4)
         assert alone.token_lists() == [together.token_lists()[i]]
         assert torch.allclose(alone.score[0], together.score[i], atol=1e-5)
 
@@ -83,21 +78,21 @@ def test_translation_does_not_depend_on_the_batch(model):
 @pytest.mark.parametrize("beam", [1, 3])
 def test_search_without_attention_finds_the_same_translations(model, beam):
     src, mask = encode(SOURCES)
-    net = model.net
+    net = model
     full = net.translate_batch(src, mask, beam=beam, nbest=1)
     bare = net.translate_batch(src, mask, beam=beam, nbest=1, attention=False)
     assert bare.attention is None
-    assert (full.attention is None) == isinstance(model, GRUSeq2Seq)  # only the GRU has no attention
+    assert (full.attention is None) == isinstance(model, GRUNet)  # only the GRU has no attention
     assert torch.equal(bare.tokens, full.tokens)
     assert torch.allclose(bare.token_scores, full.token_scores, atol=1e-6)
-    if isinstance(model, TransformerSeq2Seq):  # and it computes no attention weights at all
+    if isinstance(model, TransformerNet):  # and it computes no attention weights at all
         assert net.decode_step(src[:, 0], net.encode(src, mask, attention=False))[2] is None
 
 
 def test_attention_is_returned_per_output_token(model):
     src, mask = encode(SOURCES)
-    hyps = search.beam_search(model.net, src, mask, beam=2, nbest=2, max_len_a=1.0, max_len_b=4)
-    if isinstance(model, GRUSeq2Seq):
+    hyps = search.beam_search(model, src, mask, beam=2, nbest=2, max_len_a=1.0, max_len_b=4)
+    if isinstance(model, GRUNet):
         assert hyps.attention is None
         return
     assert hyps.attention.shape == (*hyps.tokens.shape, src.size(1))
@@ -115,4 +110,4 @@ def test_length_penalty_formula():
 def test_nbest_larger_than_beam_is_rejected(model):
     src, mask = encode(SOURCES)
     with pytest.raises(ValueError, match="nbest"):
-        search.beam_search(model.net, src, mask, beam=2, nbest=3)
+        search.beam_search(model, src, mask, beam=2, nbest=3)

@@ -9,9 +9,9 @@ import torch
 
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
-from nmt.models.transformer import TransformerSeq2Seq
+from tests.helpers import tiny_system
 
-TINY = dict(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1, warmup_steps=10)
+TINY = dict(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1)
 
 
 def tiny(tiny_corpus):
@@ -19,7 +19,7 @@ def tiny(tiny_corpus):
     dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120, max_tokens=1024)
     dm.prepare_data()
     dm.setup("fit")
-    return dm, TransformerSeq2Seq(src_vocab_size=dm.src_vocab_size, tgt_vocab_size=dm.tgt_vocab_size, **TINY)
+    return dm, tiny_system(dm.src_vocab_size, TINY, warmup_steps=10)
 
 
 def fit(dm, model, callback, precision="32-true", steps=6, **trainer_args):
@@ -83,7 +83,7 @@ def test_clipping_by_norm_and_by_value(tiny_corpus, precision):
 
 def test_the_guard_reads_gpu_values_only_once_the_device_is_done():
     """The CUDA path, with a stand-in for the event: polling never waits, waiting at the end does."""
-    from nmt.models.step_guard import StepGuard
+    from nmt.step_guard import StepGuard
 
     class Event:
         def __init__(self):

@@ -3,14 +3,14 @@ import torch
 
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import BOS_ID, EOS_ID
-from nmt.models.transformer import TransformerSeq2Seq
+from nmt.networks import TransformerNet
 
 
 def tiny(**kw):
     torch.manual_seed(0)
     args = dict(src_vocab_size=30, tgt_vocab_size=30, d_model=16, n_heads=2, d_ff=32, encoder_layers=2,
                 decoder_layers=2, dropout=0.0)  # fmt: skip
-    return TransformerSeq2Seq(**{**args, **kw}).eval()
+    return TransformerNet(**{**args, **kw}).eval()
 
 
 PAIRS = [(0, [5, 6, 7, 8, EOS_ID], [BOS_ID, 9, 10, 11, EOS_ID]), (1, [5, 12, EOS_ID], [BOS_ID, 13, EOS_ID])]
@@ -38,43 +38,56 @@ def test_cached_decode_step_equals_teacher_forcing(pre_norm):
     model = tiny(pre_norm=pre_norm)
     batch = Batch.collate(PAIRS)
     full = torch.log_softmax(model(batch), -1)  # (B, T, V)
-    state = model.net.encode(batch.src, batch.src_mask)
+    state = model.encode(batch.src, batch.src_mask)
     for t in range(batch.tgt_in.size(1)):
-        log_probs, state, attn = model.net.decode_step(batch.tgt_in[:, t], state)
+        log_probs, state, attn = model.decode_step(batch.tgt_in[:, t], state)
         assert torch.allclose(log_probs, full[:, t], atol=1e-5)
         assert attn.shape == (2, batch.src.size(1))
         assert torch.allclose(attn.sum(-1), torch.ones(2), atol=1e-5)
         assert float(attn[1, 3:].abs().max()) == 0.0  # padding gets no attention
-    assert state["caches"][0][0].shape[2] == batch.tgt_in.size(1)
+    assert state.caches[0][0].shape[2] == batch.tgt_in.size(1)
 
 
 @torch.no_grad()
-def test_reorder_state_selects_rows():
+def test_reorder_selects_rows_and_reorders_the_cache_lazily():
     model = tiny()
     batch = Batch.collate(PAIRS)
-    state = model.net.encode(batch.src, batch.src_mask)
-    _, state, _ = model.net.decode_step(batch.tgt_in[:, 0], state)
-    swapped = model.net.reorder_state(state, torch.tensor([1, 1, 0]))
-    assert swapped["src_mask"].shape[0] == 3 and swapped["step"] == 1
+    state = model.encode(batch.src, batch.src_mask)
+    _, state, _ = model.decode_step(batch.tgt_in[:, 0], state)
+    swapped = state.reorder(torch.tensor([1, 1, 0]))
+    assert swapped.src_mask.shape[0] == 3 and swapped.step == 1 and swapped.rows == 3
+    assert swapped.caches is state.caches and swapped.order.tolist() == [1, 1, 0]  # not gathered yet
     # The next steps continue rows 1, 1, 0 exactly (the cache reorder is applied inside decode_step).
     prev = batch.tgt_in[:, 1]
-    want, state, _ = model.net.decode_step(prev, state)
-    got, swapped, _ = model.net.decode_step(prev[[1, 1, 0]], swapped)
+    want, state, _ = model.decode_step(prev, state)
+    got, swapped, _ = model.decode_step(prev[[1, 1, 0]], swapped)
     assert torch.allclose(got, want[[1, 1, 0]], atol=1e-6)
-    assert torch.equal(swapped["caches"][0][0], state["caches"][0][0][[1, 1, 0]])
-    again = model.net.reorder_state(model.net.reorder_state(swapped, torch.tensor([2, 0])), torch.tensor([1]))
+    assert torch.equal(swapped.caches[0][0], state.caches[0][0][[1, 1, 0]])
+    again = swapped.reorder(torch.tensor([2, 0])).reorder(torch.tensor([1]))
     # two reorders compose: rows [2, 0] of swapped, then row 1 of those = swapped row 0 = original row 1
-    assert torch.allclose(
-        model.net.decode_step(prev[[1]], again)[0][0], model.net.decode_step(prev, state)[0][1], atol=1e-6
-    )
+    assert torch.allclose(model.decode_step(prev[[1]], again)[0][0], model.decode_step(prev, state)[0][1], atol=1e-6)
+
+
+@torch.no_grad()
+def test_expanded_beams_share_the_source_rows():
+    model = tiny()
+    batch = Batch.collate(PAIRS)
+    state = model.encode(batch.src, batch.src_mask).expand(3)
+    assert state.group == 3 and state.rows == 6 and state.src_mask is not None
+    assert state.cross_kv[0][0].shape[0] == 2  # one row per sentence, not per beam
+    _, state, _ = model.decode_step(batch.tgt_in[:, 0].repeat_interleave(3), state)
+    within = state.reorder(torch.tensor([2, 2, 0, 4, 5, 3]))  # beams moved inside their sentences
+    assert within.cross_kv is state.cross_kv and within.order.tolist() == [2, 2, 0, 4, 5, 3]
+    left = state.reorder(torch.tensor([5, 3, 4]))  # the first sentence is done
+    assert torch.equal(left.src_mask, state.src_mask[1:]) and left.rows == 3
 
 
 def test_embeddings_shared_and_tied():
     model = tiny()
-    assert model.net.src_embed is model.net.tgt_embed
-    assert model.net.output.weight is model.net.tgt_embed.tokens.weight
+    assert model.src_embed is model.tgt_embed
+    assert model.output.weight is model.tgt_embed.tokens.weight
     separate = tiny(share_embeddings=False, src_vocab_size=40)
-    assert separate.net.src_embed is not separate.net.tgt_embed
+    assert separate.src_embed is not separate.tgt_embed
     with pytest.raises(ValueError, match="share_embeddings"):
         tiny(src_vocab_size=40)
 

@@ -50,9 +50,10 @@ class LastCheckpoint(Checkpoint):
 
     It is written every ``every_n_train_steps`` steps, after each validation, after the last
     training step (``max_steps``, ``max_time``, the last epoch or a requested stop) and when a run
-    stops on Ctrl-C or an error (not before the first step). The save after the last step happens
-    in that step's ``on_train_batch_end``: by ``on_train_end`` Lightning counts a stopped epoch as
-    finished, and a run continued from there would skip its remaining batches.
+    stops on Ctrl-C or an error (not before the first step, and never in a ``fast_dev_run``). The
+    save after the last step happens in that step's ``on_train_batch_end``: by ``on_train_end``
+    Lightning counts a stopped epoch as finished, and a run continued from there would skip its
+    remaining batches.
 
     Args:
         every_n_train_steps: write it every this many optimizer steps (0: only at the moments above).
@@ -67,7 +68,9 @@ class LastCheckpoint(Checkpoint):
         return Path(self.dirpath or "checkpoints") / "last.ckpt"
 
     def _save(self, trainer) -> None:
-        if trainer.global_step > 0 and trainer.state.fn == "fit" and not trainer.sanity_checking:
+        # A debugging run (fast_dev_run) must never replace a real run's resume point.
+        debugging = trainer.sanity_checking or trainer.fast_dev_run
+        if trainer.global_step > 0 and trainer.state.fn == "fit" and not debugging:
             trainer.save_checkpoint(self.path, weights_only=False)  # the whole state, to resume from
 
     @staticmethod
