@@ -42,6 +42,8 @@ def read_checkpoint(path: str | Path) -> dict:
         raise NmtError(f"{path} is empty (0 bytes): a run stopped before writing it. Use another checkpoint.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise NmtError(f"{path} cannot be read: permission denied. Check the file's permissions (ls -l).") from None
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower():  # torch refused objects other than tensors and plain data
             raise NmtError(

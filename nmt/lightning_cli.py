@@ -11,6 +11,7 @@ Only public LightningCLI hooks are overridden (``add_arguments_to_parser``, ``pa
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -144,7 +145,23 @@ class NmtCLI(LightningCLI):
         if path and path not in SPECIAL_CKPT_PATHS:
             check_checkpoint(path, self.model)
 
-    before_fit = before_validate = before_test = before_predict = _check_ckpt_path
+    def before_fit(self) -> None:
+        self._check_ckpt_path()
+        world = self.trainer.world_size
+        if world == 1:
+            return
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if self.trainer.strategy.root_device.type == "cpu" and world > cores:
+            log.warning("%d training processes on %d CPU cores: fine to test DDP, slow to train.", world, cores)
+        batches = self.datamodule.train_batches()
+        if batches < world:
+            raise NmtError(
+                f"{world} processes but one epoch has only {batches} training batch(es) of --data.max_tokens "
+                f"{self.datamodule.hparams.max_tokens}: every process needs at least one. Use at most {batches} "
+                "devices (--trainer.devices / --trainer.num_nodes) or a smaller --data.max_tokens."
+            )
+
+    before_validate = before_test = before_predict = _check_ckpt_path
 
 
 def _as_list(value) -> list:

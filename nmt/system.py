@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 
 import lightning as L
 import torch
@@ -102,6 +103,7 @@ class Seq2SeqSystem(L.LightningModule):
         self._compiled = torch.compile(net.forward, dynamic=True) if compile else None
         self._guard = StepGuard(lr)
         self._loss = torch.zeros(())
+        self.run_id = uuid.uuid4().hex  # names the training run in its checkpoints (a resumed run keeps it)
 
     # ---------------------------------------------- what translating needs, from the network
     @property
@@ -247,9 +249,11 @@ class Seq2SeqSystem(L.LightningModule):
     # -------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # With the network's arguments in the hyperparameters, this makes a checkpoint self-contained.
-        checkpoint["nmt"] = {"format": FORMAT, "tokenizer": self.tokenizer.to_dict() if self.tokenizer else None}
+        tokenizer = self.tokenizer.to_dict() if self.tokenizer else None
+        checkpoint["nmt"] = {"format": FORMAT, "run": self.run_id, "tokenizer": tokenizer}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_id = checkpoint.get("nmt", {}).get("run", self.run_id)
         stored = checkpoint.get("nmt", {}).get("tokenizer")
         if stored is None:
             return

@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -23,9 +26,25 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from nmt.checkpoint import read_checkpoint
 from nmt.errors import NmtError
 
+log = logging.getLogger(__name__)
+
+
+def _tensor_bytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(map(_tensor_bytes, value.values()))
+    if isinstance(value, (list, tuple)):
+        return sum(map(_tensor_bytes, value))
+    return 0
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``.name.tmp``, fsync, then ``os.replace`` onto the real name; reads weights only."""
+    """``torch.save`` to ``.name.tmp``, fsync, then ``os.replace`` onto the real name; reads weights only.
+
+    A full disk stops training with one sentence naming the folder and the space needed; the
+    checkpoint already under the real name stays as it was.
+    """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         path = Path(path)
@@ -37,6 +56,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
+            need, free = _tensor_bytes(checkpoint), shutil.disk_usage(path.parent).free
+            if getattr(err, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and free >= need:
+                raise
+            kept = f"; {path} is unchanged" if path.exists() else ""
+            raise NmtError(
+                f"No space left in {path.parent} to write {path.name}: it needs about {need / 2**20:.1f} MiB and "
+                f"{free / 2**20:.1f} MiB are free. Free some space or choose another --trainer.default_root_dir"
+                f"{kept}."
+            ) from None
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -95,7 +124,10 @@ class LastCheckpoint(Checkpoint):
         self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self._save(trainer)
+        try:
+            self._save(trainer)
+        except NmtError as err:  # e.g. the disk that stopped training is still full: the first error is the news
+            log.warning("last.ckpt could not be written either: %s", err)
 
 
 class ResumeState(Callback):

@@ -14,10 +14,13 @@ from nmt.errors import NmtError
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nmt average", description="Average the weights of checkpoints.")
     parser.add_argument("--ckpts", nargs="+", required=True, help="checkpoints of one run (e.g. the last N)")
-    parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
+    parser.add_argument("--out", required=True, help="where to write the averaged checkpoint (not one of --ckpts)")
+    parser.add_argument("--force", action="store_true", help="average checkpoints of different training runs too")
     args = parser.parse_args(argv)
-    averaged = average(args.ckpts)
     out = Path(args.out)
+    if any(out.resolve() == Path(p).resolve() for p in args.ckpts):
+        raise NmtError(f"--out {out} is one of the checkpoints to average; write the average to a new file.")
+    averaged = average(args.ckpts, other_runs=args.force)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         torch.save(averaged, tmp)

@@ -100,20 +100,22 @@ def read_aligned(data_dir: Path, split: str, src_lang: str, tgt_lang: str) -> Pa
 
 
 def read_tsv(path: Path, src_lang: str, tgt_lang: str) -> ParallelText:
+    """Source TAB target, or any number of columns under a header line that names them."""
     lines = read_lines(path)
-    columns = (0, 1)
-    start = 0
+    columns, width, start = (0, 1), 2, 0
     if lines:
         head = lines[0].split("\t")
         if src_lang in head and tgt_lang in head:
-            columns, start = (head.index(src_lang), head.index(tgt_lang)), 1
+            columns, width, start = (head.index(src_lang), head.index(tgt_lang)), len(head), 1
+    layout = "the header's" if start else "source TAB target:"
     src, tgt = [], []
     for number, line in enumerate(lines[start:], start=start + 1):
         fields = line.split("\t")
-        if len(fields) <= max(columns):
+        if len(fields) != width:
             raise NmtError(
-                f"{path}, line {number}: expected at least {max(columns) + 1} tab-separated columns "
-                f"(source TAB target), found {len(fields)}. Fix the line or remove it."
+                f"{path}, line {number}: expected {width} tab-separated columns ({layout} {width}), found "
+                f"{len(fields)}. Fix the line (a TAB inside a sentence?) or remove it; a header line naming "
+                f"'{src_lang}' and '{tgt_lang}' lets a file have more columns."
             )
         src.append(fields[columns[0]])
         tgt.append(fields[columns[1]])

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from nmt.data import corpus, synthetic
 from nmt.data.batching import Batch, PairDataset, TokenBudgetBatchSampler
 from nmt.data.tokenizer import Tokenizer
+from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,31 @@ def _sha(*parts: object) -> str:
         h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
+
+
+def _check_options(hp) -> None:
+    """Refuse impossible --data values when the command line is read, not after the model is built."""
+    problems = [
+        (hp.vocab_size < 5, f"--data.vocab_size must be at least 5 (pad, unk, bos and eos come first), "
+         f"got {hp.vocab_size}; the embedded corpus uses 500, real corpora several thousand"),
+        (hp.max_tokens < 1, f"--data.max_tokens must be a positive number of tokens per batch, got {hp.max_tokens}"),
+        (hp.eval_max_tokens is not None and hp.eval_max_tokens < 1,
+         f"--data.eval_max_tokens must be positive (or null: max_tokens), got {hp.eval_max_tokens}"),
+        (hp.max_length < 1, f"--data.max_length must be positive, got {hp.max_length}"),
+        (hp.max_length_ratio < 1, f"--data.max_length_ratio must be 1 or more, got {hp.max_length_ratio}"),
+        (not 0 < hp.character_coverage <= 1,
+         f"--data.character_coverage must be in (0, 1], got {hp.character_coverage}"),
+        (hp.model_type not in ("unigram", "bpe"), f"--data.model_type must be unigram or bpe, not '{hp.model_type}'"),
+        (hp.num_workers < 0, f"--data.num_workers cannot be negative, got {hp.num_workers}"),
+    ]  # fmt: skip
+    for bad, message in problems:
+        if bad:
+            raise NmtError(message + ".")
+    if hp.src_lang == hp.tgt_lang:
+        log.warning(
+            "--data.src_lang and --data.tgt_lang are both '%s': the model will learn to copy. "
+            "Set them to the two languages of the corpus.", hp.src_lang,
+        )  # fmt: skip
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -108,6 +134,7 @@ class TranslationDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        _check_options(self.hparams)
         self.joint_vocab = joint_vocab
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.tokenizer: Tokenizer | None = None
@@ -203,7 +230,11 @@ class TranslationDataModule(L.LightningDataModule):
 
     def _load(self, stage: str | None, verbose: bool) -> tuple[Tokenizer, dict, dict]:
         texts = {s: self._read(s) for s in self._splits(stage)}
-        tok = self._tokenizer(texts[self.hparams.train_split])
+        train = texts[self.hparams.train_split]
+        if not len(train):  # SentencePiece cannot learn from nothing: say which file and why
+            total = sum(train.dropped.values())
+            corpus.raise_empty(self.hparams.train_split, train.origin, total, train.dropped, FILTER_HINTS)
+        tok = self._tokenizer(train)
         datasets = {}
         for split, text in texts.items():
             datasets[split], report = self._encode(split, text, tok)
@@ -218,6 +249,13 @@ class TranslationDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         trainer = getattr(self, "trainer", None)
         self.tokenizer, self.texts, self.datasets = self._load(stage, verbose=trainer is None or trainer.is_global_zero)
+
+    def train_batches(self) -> int:
+        """Training batches in one epoch, all ranks together (reads the cached data if not set up yet)."""
+        train = self.hparams.train_split
+        datasets = self.datasets if train in self.datasets else self._load("fit", verbose=False)[2]
+        ds = datasets[train]
+        return len(TokenBudgetBatchSampler(ds.lengths(), self.hparams.max_tokens, secondary=[len(t) for t in ds.tgt]))
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

@@ -20,6 +20,7 @@ cheaper way to move its rows (the Transformer's lazily reordered cache) override
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -56,14 +57,19 @@ def _rows(value) -> int | None:
     return None
 
 
+@functools.cache
+def _fields(cls: type, kind: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("kind") == kind)
+
+
 @dataclass(kw_only=True)
 class DecoderState:
     """Base of every network's decoder state; ``group`` hypotheses share each source row."""
 
     group: int = 1
 
-    def _fields(self, kind: str) -> list[str]:
-        return [f.name for f in dataclasses.fields(self) if f.metadata.get("kind") == kind]
+    def _fields(self, kind: str) -> tuple[str, ...]:
+        return _fields(type(self), kind)
 
     @property
     def rows(self) -> int:
@@ -79,8 +85,7 @@ class DecoderState:
         if beam == 1:
             return self
         index = torch.arange(self.rows, device=self._device()).repeat_interleave(beam)
-        moved = {name: take(getattr(self, name), index) for name in self._fields(ROW) + self._fields(SENTENCE)}
-        return dataclasses.replace(self, **moved, group=self.group * beam)
+        return dataclasses.replace(self, **self.moved(index, within=False, shared=False), group=self.group * beam)
 
     def reorder(self, index: torch.Tensor) -> DecoderState:
         """The rows ``index`` (R',) of this state, in that order.
@@ -90,12 +95,17 @@ class DecoderState:
         sentences leave (their ``group`` rows go together) and the others keep their order.
         """
         within = self.group > 1 and index.numel() == self.rows
-        names = self._fields(ROW) + ([] if within else self._fields(SENTENCE))
+        return dataclasses.replace(self, **self.moved(index, within, shared=not within))
+
+    def moved(self, index: torch.Tensor, within: bool, shared: bool) -> dict:
+        """The fields that change when rows ``index`` are taken: per-hypothesis rows always, rows equal
+        within a sentence unless ``within``, the sentences' shared rows if ``shared`` (sentences left)."""
+        names = self._fields(ROW) + (() if within else self._fields(SENTENCE))
         moved = {name: take(getattr(self, name), index) for name in names}
-        if not within and self._fields(SOURCE):
+        if shared and self._fields(SOURCE):
             sentences = index[:: self.group] // self.group if self.group > 1 else index
             moved.update({name: take(getattr(self, name), sentences) for name in self._fields(SOURCE)})
-        return dataclasses.replace(self, **moved)
+        return moved
 
     def _device(self) -> torch.device:
         for f in dataclasses.fields(self):

@@ -42,15 +42,9 @@ class TransformerState(DecoderState):
     def rows(self) -> int:
         return self.src_mask.size(0) * self.group if self.order is None else self.order.numel()
 
-    def _pending(self, index: torch.Tensor) -> torch.Tensor | None:
-        return None if self.caches is None else index if self.order is None else self.order[index]
-
-    def expand(self, beam: int) -> TransformerState:
-        index = torch.arange(self.rows, device=self.src_mask.device).repeat_interleave(beam)
-        return replace(super().expand(beam), order=self._pending(index))
-
-    def reorder(self, index: torch.Tensor) -> TransformerState:
-        return replace(super().reorder(index), order=self._pending(index))
+    def moved(self, index: torch.Tensor, within: bool, shared: bool) -> dict:
+        pending = None if self.caches is None else index if self.order is None else self.order[index]
+        return {**super().moved(index, within, shared), "order": pending}
 
 
 class TransformerNet(Seq2SeqNet):
