@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 from nmt.errors import NmtError
@@ -47,6 +48,7 @@ def _configure_logging() -> None:
 
 def _lightning(argv: list[str] | None) -> None:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from nmt.lightning_cli import build_cli
 
@@ -54,6 +56,11 @@ def _lightning(argv: list[str] | None) -> None:
         build_cli(argv)
     except MisconfigurationException as err:  # e.g. more devices than the machine has
         raise NmtError(f"{err} See `nmt fit --help` for the --trainer options.") from None
+    except SIGTERMException:  # e.g. a scheduler preempting the job (Lightning would exit with status 0)
+        raise NmtError(
+            "Stopped by SIGTERM; last.ckpt holds the last step trained. Run the same command with "
+            "--ckpt_path last to continue."
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,3 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     except NmtError as err:
         print(f"nmt: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # nmt fit handles Ctrl-C itself (it saves last.ckpt); the other commands stop here
+        print("nmt: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`nmt translate ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -55,13 +55,13 @@ def test_a_tsv_line_with_a_third_column_is_named(tmp_path):
     assert corpus.read_split(tmp_path, "val", "en", "de").tgt == [PAIRS[0][1]]
 
 
-def test_a_folder_where_a_file_belongs(tmp_path):
+def test_a_folder_where_a_file_belongs(tiny_run, tmp_path):
     (tmp_path / "train.en").mkdir()
     (tmp_path / "train.de").write_text("x\n", encoding="utf-8")
     with pytest.raises(NmtError, match=r"train\.en is a folder, not a text file"):
         corpus.read_split(tmp_path, "train", "en", "de")
-    result = run_nmt("translate", "--ckpt", "whatever.ckpt", "--input", str(tmp_path))
-    assert_clean_error(result)  # the checkpoint is looked at first; then the folder given as --input
+    result = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), "--input", str(tmp_path))
+    assert_clean_error(result, f"{tmp_path} is a folder, not a text file")
     assert_clean_error(run_nmt("translate", "--ckpt", str(tmp_path)), f"{tmp_path} is a folder, not a checkpoint")
 
 
@@ -201,3 +201,46 @@ def test_training_on_a_full_disk_stops_with_one_line(tiny_runs, tmp_path):
         assert last.read_bytes() == before
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+# ----------------------------------------------------- probed further
+def test_a_header_of_other_languages_is_not_read_as_a_sentence(tmp_path):
+    write_split(tmp_path, "train", PAIRS, header="en\tfr")
+    with pytest.raises(NmtError, match=r"train\.tsv, line 1: a header naming en, fr, but .* 'en' -> 'de'"):
+        corpus.read_split(tmp_path, "train", "en", "de")
+
+
+def test_data_dir_that_is_a_file_and_a_cache_that_cannot_be_written(tmp_path):
+    (tmp_path / "corpus.tsv").write_text("a\tb\n", encoding="utf-8")
+    with pytest.raises(NmtError, match=r"--data.data_dir .*corpus\.tsv is a file; give the folder"):
+        corpus.read_split(tmp_path / "corpus.tsv", "train", "en", "de")
+    dm = TranslationDataModule(cache_dir="/proc/nmt-cache")
+    with pytest.raises(NmtError, match=r"The cache folder /proc/nmt-cache cannot be written .* --data.cache_dir"):
+        dm.prepare_data()
+
+
+def test_a_reader_that_goes_away_ends_translate_quietly(tiny_run, tmp_path):
+    (tmp_path / "src.txt").write_text("Anna saw two dogs.\n" * 50, encoding="utf-8")
+    command = f"{sys.executable} -m nmt translate --ckpt {checkpoint(tiny_run)} -i {tmp_path / 'src.txt'}"
+    subprocess.run(["bash", "-c", f"{command} 2> {tmp_path / 'err'} | true"], timeout=300, check=True)
+    errors = (tmp_path / "err").read_text()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
+
+
+def test_sigterm_stops_training_with_a_resumable_checkpoint_and_says_so(tiny_runs, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    args = fit_args(tiny_runs, tmp_path, "--trainer.max_steps", "400", "--last_checkpoint.every_n_train_steps", "2")
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", *args], stderr=subprocess.PIPE, text=True, env=env)
+    last, start = tmp_path / "checkpoints" / "last.ckpt", time.time()
+    while not last.exists() and time.time() - start < 300:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in stderr
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < step < 400 and "Stopped by SIGTERM; last.ckpt holds the last step trained" in stderr
+    resumed = run_nmt(*args, "--trainer.max_steps", str(step + 2), "--ckpt_path", "last")
+    assert resumed.returncode == 0 and torch.load(last, weights_only=True)["global_step"] == step + 2

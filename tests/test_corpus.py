@@ -49,7 +49,7 @@ def test_tsv_with_and_without_header(tmp_path):
     text = corpus.read_split(tmp_path, "train", "en", "de")
     assert (text.src, text.tgt) == (["Hello", "World"], ["Hallo", "Welt"])
     write(tmp_path / "val.tsv", ["Hello\tHallo", "oops"])
-    with pytest.raises(NmtError, match=r"val\.tsv, line 2: expected at least 2 tab-separated"):
+    with pytest.raises(NmtError, match=r"val\.tsv, line 2: expected 2 tab-separated columns .* found 1"):
         corpus.read_split(tmp_path, "val", "en", "de")
 
 

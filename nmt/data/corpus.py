@@ -25,6 +25,7 @@ from nmt.errors import NmtError
 log = logging.getLogger(__name__)
 
 _SPACE = re.compile(r"\s+")
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")  # en, deu, pt_BR, zh-Hans: a TSV header
 
 
 @dataclass
@@ -103,10 +104,14 @@ def read_tsv(path: Path, src_lang: str, tgt_lang: str) -> ParallelText:
     """Source TAB target, or any number of columns under a header line that names them."""
     lines = read_lines(path)
     columns, width, start = (0, 1), 2, 0
-    if lines:
-        head = lines[0].split("\t")
-        if src_lang in head and tgt_lang in head:
-            columns, width, start = (head.index(src_lang), head.index(tgt_lang)), len(head), 1
+    head = lines[0].split("\t") if lines else []
+    if src_lang in head and tgt_lang in head:
+        columns, width, start = (head.index(src_lang), head.index(tgt_lang)), len(head), 1
+    elif head and all(_LANGUAGE_CODE.match(name) for name in head):  # a header, of other languages
+        raise NmtError(
+            f"{path}, line 1: a header naming {', '.join(head)}, but the languages asked for are "
+            f"'{src_lang}' -> '{tgt_lang}'. Set --data.src_lang/--data.tgt_lang to the header's names."
+        )
     layout = "the header's" if start else "source TAB target:"
     src, tgt = [], []
     for number, line in enumerate(lines[start:], start=start + 1):
@@ -155,6 +160,8 @@ def read_jsonl(path: Path, src_lang: str, tgt_lang: str) -> ParallelText:
 def read_split(data_dir: str | Path, split: str, src_lang: str, tgt_lang: str) -> ParallelText:
     """Read one split from a folder, in whichever supported layout is present."""
     folder = Path(data_dir)
+    if folder.is_file():
+        raise NmtError(f"--data.data_dir {folder} is a file; give the folder that holds the corpus ({folder.parent}).")
     if (folder / f"{split}.tsv").is_file():
         return read_tsv(folder / f"{split}.tsv", src_lang, tgt_lang)
     if (folder / f"{split}.jsonl").is_file():

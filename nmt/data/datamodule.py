@@ -244,6 +244,14 @@ class TranslationDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- Lightning
     def prepare_data(self) -> None:
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.NamedTemporaryFile(dir=self.cache_dir).close()
+        except OSError as err:
+            raise NmtError(
+                f"The cache folder {self.cache_dir} cannot be written ({err.strerror}); set --data.cache_dir "
+                "(or $NMT_CACHE) to a folder you can write to."
+            ) from None
         self._load(None, verbose=False)
 
     def setup(self, stage: str | None = None) -> None:
