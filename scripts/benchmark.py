@@ -193,11 +193,7 @@ def main() -> None:
     result["train"] = train_speed(dm, model, trainer, timer, args.device)
     model.to(args.device)  # the Trainer may hand the model back on the CPU
 
-    lines = dm.texts[dm.hparams.test_split].src if dm.hparams.test_split in dm.texts else None
-    if lines is None:
-        dm.setup("test")
-        lines = dm.texts[dm.hparams.test_split].src
-    lines = lines[: args.decode_lines]
+    lines = dm.text(dm.hparams.test_split).src[: args.decode_lines]
     result["decode"] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src.txt"

@@ -13,13 +13,20 @@ class RecordBatches(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.train.append(batch.index.tolist())
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses = [*getattr(self, "losses", []), float(outputs["loss"])]
+
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:
             self.val.append(batch.index.tolist())
 
     def on_fit_end(self, trainer, pl_module):
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        record = {"train": self.train, "val": self.val, "world": trainer.world_size}
+        dm = trainer.datamodule
+        store = dm.datasets[dm.train_name]
+        losses = getattr(self, "losses", [])
+        record = {"train": self.train, "val": self.val, "world": trainer.world_size, "store": store.src.filename,
+                  "memory_mapped": type(store.src).__name__ == "memmap", "losses": losses}  # fmt: skip
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 

@@ -14,9 +14,11 @@ def test_multi30k_reads_all_splits_de_en():
     )
     dm.setup(None)
     assert (
-        len(dm.texts["train"]) >= 28_990 and len(dm.texts["val"]) == 1014 and len(dm.texts["test_2016_flickr"]) == 1000
+        len(dm.datasets["train"]) >= 28_990
+        and len(dm.datasets["val"]) == 1014
+        and len(dm.datasets["test_2016_flickr"]) == 1000
     )
-    assert dm.texts["val"].tgt[0].startswith("A group of men")
+    assert dm.text("val").tgt[0].startswith("A group of men")
     assert dm.tokenizer.src_vocab_size == 8000
 
 

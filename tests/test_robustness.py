@@ -102,7 +102,7 @@ def test_control_characters_and_blank_lines_are_counted(tmp_path, caplog):
     dm = TranslationDataModule(data_dir=str(tmp_path), vocab_size=16, cache_dir=str(tmp_path / "c"))
     with caplog.at_level(logging.INFO, logger="nmt"):
         dm.setup("fit")
-    assert dm.texts["train"].src[:2] == ["a b c", "fine line"]
+    assert [dm.tokenizer.src.decode(dm.datasets["train"][i][1]) for i in (0, 1)] == ["a b c", "fine line"]
     assert "train: 40 of 60 pairs kept" in caplog.text and "20 empty" in caplog.text
     assert "lines cleaned: 40" in caplog.text  # 20 control-character lines + 20 blank ones
 

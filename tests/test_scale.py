@@ -34,6 +34,8 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     assert torch.load(tmp_path / "R" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     ranks = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)
+    # Both ranks read the one store prepared on this node, memory-mapped (shared through the page cache).
+    assert ranks[0]["store"] == ranks[1]["store"] and all(r["memory_mapped"] for r in ranks)
     train = [set(i for b in r["train"] for i in b) for r in ranks]
     assert len(ranks[0]["train"]) == len(ranks[1]["train"]) == 6  # equal shares
     # Within an epoch the shards are disjoint (the tiny corpus has more than 6 batches a rank).
@@ -45,8 +47,9 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     model = load_network(tmp_path / "R" / "checkpoints" / "last.ckpt")
     dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120)
     dm.setup("validate")
-    hyps = translate(model, dm.texts["val"].src)
-    assert abs(logged[-1] - sacrebleu.corpus_bleu(hyps, [dm.texts["val"].tgt]).score) < 1e-4
+    val = dm.text("val")
+    hyps = translate(model, val.src)
+    assert abs(logged[-1] - sacrebleu.corpus_bleu(hyps, [val.tgt]).score) < 1e-4
     # nmt predict on both ranks writes one file: every test sentence once, in corpus order.
     out = tmp_path / "test.hyp.de"
     predicted = run_nmt(

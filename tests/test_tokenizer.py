@@ -45,5 +45,5 @@ def test_cache_is_reused_not_retrained(tiny_corpus, tmp_path, monkeypatch):
     dm2.setup("fit")
     assert not calls
     assert dm2.tokenizer.digest() == dm.tokenizer.digest()
-    assert dm2.datasets["train"].src == dm.datasets["train"].src
+    assert dm2.datasets["train"].folder == dm.datasets["train"].folder  # the same store, opened again
     assert dm2.src_vocab_size == 120

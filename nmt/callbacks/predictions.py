@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from nmt.data.datamodule import atomic_write
+from nmt.data.store import atomic_write
 from nmt.system import gather_by_index
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ class TranslationSamples(Callback):
         if not self.num_sentences or trainer.sanity_checking or not trainer.is_global_zero:
             return
         dm = trainer.datamodule
-        text = dm.texts[dm.hparams.val_split]
+        text = dm.text(dm.hparams.val_split)
         sources, refs = text.src[: self.num_sentences], text.tgt[: self.num_sentences]
         was_training = pl_module.training
         pl_module.eval()

@@ -6,28 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
 from nmt.data.tokenizer import PAD_ID
-
-
-class PairDataset(Dataset):
-    """Encoded pairs; item ``i`` is ``(i, src_ids, tgt_ids)`` so a batch knows its rows."""
-
-    def __init__(self, src: list[list[int]], tgt: list[list[int]]):
-        if len(src) != len(tgt):
-            raise ValueError(f"{len(src)} sources but {len(tgt)} targets")
-        self.src, self.tgt = src, tgt
-
-    def __len__(self) -> int:
-        return len(self.src)
-
-    def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
-        return i, self.src[i], self.tgt[i]
-
-    def lengths(self) -> list[int]:
-        """Padded cost of each pair: the longer side (decoder sees ``len(tgt) - 1`` tokens)."""
-        return [max(len(s), len(t) - 1) for s, t in zip(self.src, self.tgt)]
 
 
 def pad(seqs: list[list[int]]) -> torch.Tensor:

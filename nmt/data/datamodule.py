@@ -1,17 +1,17 @@
-"""``TranslationDataModule``: corpus -> SentencePiece -> cached ids -> token-budget batches.
+"""``TranslationDataModule``: corpus -> SentencePiece -> encoded store -> token-budget batches.
 
 With neither ``data_dir`` nor ``hf_dataset`` it uses the embedded synthetic corpus
-(:mod:`nmt.data.synthetic`). ``prepare_data`` (one process per node) trains the tokenizer
-and encodes every split into a content-addressed cache; ``setup`` (every process) loads
-from that cache. Both go through :meth:`_load`, which computes only what is not cached.
+(:mod:`nmt.data.synthetic`). ``prepare_data`` (one process per node) trains the tokenizer on a
+sample of the training split and streams every split into an encoded store on disk
+(:mod:`nmt.data.store`); ``setup`` (every process) opens them memory-mapped. Both find what is
+already cached by the content of the files and the settings, and compute only what is missing.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -19,43 +19,22 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from nmt.data import corpus, synthetic
-from nmt.data.batching import Batch, PairDataset, TokenBudgetBatchSampler
+from nmt.data import corpus, sources, store, synthetic
+from nmt.data.batching import Batch, TokenBudgetBatchSampler
+from nmt.data.store import atomic_write
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
-
-FILTER_HINTS = {
-    "empty": "pairs with an empty side after cleaning",
-    "too_long": "raise --data.max_length",
-    "length_ratio": "raise --data.max_length_ratio",
-}
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("NMT_CACHE", Path.home() / ".cache" / "nmt"))
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _sha(*parts: object) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:20]
+def split_name(split: str | list[str]) -> str:
+    """One name for a split given as a name, a glob or a list of them."""
+    return split if isinstance(split, str) else "+".join(split)
 
 
 def _check_options(hp) -> None:
@@ -72,6 +51,9 @@ def _check_options(hp) -> None:
          f"--data.character_coverage must be in (0, 1], got {hp.character_coverage}"),
         (hp.model_type not in ("unigram", "bpe"), f"--data.model_type must be unigram or bpe, not '{hp.model_type}'"),
         (hp.num_workers < 0, f"--data.num_workers cannot be negative, got {hp.num_workers}"),
+        (hp.prepare_workers is not None and hp.prepare_workers < 1,
+         f"--data.prepare_workers must be 1 or more (or null: every core), got {hp.prepare_workers}"),
+        (hp.spm_sample < 1, f"--data.spm_sample must be positive, got {hp.spm_sample}"),
     ]  # fmt: skip
     for bad, message in problems:
         if bad:
@@ -92,7 +74,8 @@ class TranslationDataModule(L.LightningDataModule):
         hf_config: the Hugging Face dataset's configuration name, if it has several.
         src_lang: source language code (file suffix, TSV header or JSON key).
         tgt_lang: target language code (file suffix, TSV header or JSON key).
-        train_split: name of the training split (file stem or Hugging Face split).
+        train_split: name of the training split (file stem or Hugging Face split); several files
+            (shards) as a glob such as ``train-*`` or a list of names, read in sorted order.
         val_split: name of the validation split.
         test_split: name of the test split (``nmt test`` and ``nmt predict``).
         vocab_size: SentencePiece pieces per model (the shared one when ``joint_vocab``); 500 suits
@@ -106,6 +89,9 @@ class TranslationDataModule(L.LightningDataModule):
             longer evaluation sources are truncated, with a warning.
         max_length_ratio: training pairs whose longer side exceeds this many times the shorter are dropped.
         num_workers: DataLoader worker processes.
+        prepare_workers: processes that encode the corpus on first use (default: every core).
+        spm_sample: SentencePiece learns from at most this many training pairs, drawn at random
+            (fixed seed) from the whole split when it has more.
         cache_dir: where tokenizers and encoded splits are kept (default ``$NMT_CACHE`` or ``~/.cache/nmt``).
         seed: seed of the batch order.
     """
@@ -117,7 +103,7 @@ class TranslationDataModule(L.LightningDataModule):
         hf_config: str | None = None,
         src_lang: str = "en",
         tgt_lang: str = "de",
-        train_split: str = "train",
+        train_split: str | list[str] = "train",
         val_split: str = "val",
         test_split: str = "test",
         vocab_size: int = 500,
@@ -129,6 +115,8 @@ class TranslationDataModule(L.LightningDataModule):
         max_length: int = 256,
         max_length_ratio: float = 3.0,
         num_workers: int = 0,
+        prepare_workers: int | None = None,
+        spm_sample: int = 1_000_000,
         cache_dir: str | None = None,
         seed: int = 0,
     ):
@@ -138,8 +126,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.joint_vocab = joint_vocab
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.tokenizer: Tokenizer | None = None
-        self.datasets: dict[str, PairDataset] = {}
-        self.texts: dict[str, corpus.ParallelText] = {}
+        self.datasets: dict[str, store.EncodedSplit] = {}
+        self.train_name = split_name(train_split)
         self._resume: tuple[int, int] | None = None
         #: Where training stands: {"epoch", "batches_done"} (kept current by nmt.callbacks.ResumeState).
         self.position: dict[str, int] = {}
@@ -164,62 +152,59 @@ class TranslationDataModule(L.LightningDataModule):
                     os.replace(f, folder / f.name)
         return folder
 
-    def _read(self, split: str) -> corpus.ParallelText:
+    def source(self, split: str | list[str]) -> sources.Source:
+        """Where a split's pairs come from."""
         hp = self.hparams
         if hp.data_dir:
-            raw = corpus.read_split(hp.data_dir, split, hp.src_lang, hp.tgt_lang)
-        elif hp.hf_dataset:
-            raw = corpus.read_hf(hp.hf_dataset, split, hp.src_lang, hp.tgt_lang, hp.hf_config)
-        else:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            raw = corpus.read_split(self._synthetic_dir(), split, "en", "de")
-            if (hp.src_lang, hp.tgt_lang) == ("de", "en"):
-                raw = corpus.ParallelText(raw.tgt, raw.src, raw.origin)
-        return corpus.clean(raw, drop_empty=split == hp.train_split)
+            return sources.find_source(hp.data_dir, split, hp.src_lang, hp.tgt_lang)
+        if hp.hf_dataset:
+            return sources.hf_source(hp.hf_dataset, split, hp.src_lang, hp.tgt_lang, hp.hf_config)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        langs = ("de", "en") if (hp.src_lang, hp.tgt_lang) == ("de", "en") else ("en", "de")
+        return sources.find_source(self._synthetic_dir(), split, *langs)
+
+    def text(self, split: str) -> corpus.ParallelText:
+        """An evaluation split's text, read from its files now (cleaned as for encoding)."""
+        return corpus.clean(corpus.read(self.source(split)), drop_empty=False)
+
+    def references(self, split: str) -> list[str]:
+        """Target text of an evaluation split, in dataset order (for scoring)."""
+        return self.text(split).tgt
 
     # ----------------------------------------------------------------- caching
-    def _tokenizer(self, train: corpus.ParallelText) -> Tokenizer:
+    def _workers(self) -> int:
+        return self.hparams.prepare_workers or store.default_workers()
+
+    def _tokenizer(self) -> Tokenizer:
         hp = self.hparams
-        settings = [hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage]
-        path = self.cache_dir / "tokenizers" / f"{_sha(train.src, train.tgt, settings)}.pt"
+        source = self.source(hp.train_split)
+        settings = [hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage, hp.spm_sample, store.SPM_SEED]
+        identity = store.source_identity(source, self.cache_dir)
+        path = self.cache_dir / "tokenizers" / f"{store.key(identity, settings)}.pt"
         if path.is_file():
             return Tokenizer.from_dict(torch.load(path, weights_only=True), origin=str(path))
+        train = store.spm_sample(source, hp.spm_sample, self._workers())
+        if not len(train):  # SentencePiece cannot learn from nothing: say which file and why
+            total = sum(train.dropped.values())
+            corpus.raise_empty(self.train_name, source.origin, total, train.dropped, store.HINTS)
         log.info("training SentencePiece (%s, %d pieces) on %d pairs", hp.model_type, hp.vocab_size, len(train))
         tok = Tokenizer.train(train.src, train.tgt, hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage)
         atomic_write(path, lambda tmp: torch.save(tok.to_dict(), tmp))
         return tok
 
-    def _encode(self, split: str, text: corpus.ParallelText, tok: Tokenizer) -> tuple[PairDataset, str]:
+    def _store(self, split: str | list[str], tok: Tokenizer) -> store.EncodedSplit:
         hp = self.hparams
-        is_train = split == hp.train_split
-        key = _sha(tok.digest(), text.src, text.tgt, is_train, hp.max_length, hp.max_length_ratio)
-        path = self.cache_dir / "encoded" / f"{split}-{key}.pt"
-        if path.is_file():
-            cached = torch.load(path, weights_only=True)
-            return PairDataset(cached["src"], cached["tgt"]), cached["report"]
-        src, tgt = tok.encode_src(text.src), tok.encode_tgt(text.tgt)
-        dropped = text.dropped.copy()
-        total = len(text) + sum(dropped.values())
-        if is_train:
-            keep, too_long = corpus.length_filter(
-                [len(s) - 1 for s in src], [len(t) - 2 for t in tgt], hp.max_length, hp.max_length_ratio
-            )
-            dropped.update(too_long)
-            src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
-            if not src:
-                corpus.raise_empty(split, text.origin, total, dropped, FILTER_HINTS)
-        else:
-            cut = sum(len(s) > hp.max_length for s in src)
-            if cut:
-                dropped["truncated (kept)"] = cut
-            src = [s[: hp.max_length - 1] + [s[-1]] if len(s) > hp.max_length else s for s in src]
-            if not src:
-                corpus.raise_empty(split, text.origin, 0, dropped, FILTER_HINTS)
-        report = corpus.report(split, text.origin, total, len(src), text.cleaned, dropped)
-        atomic_write(path, lambda tmp: torch.save({"src": src, "tgt": tgt, "report": report}, tmp))
-        return PairDataset(src, tgt), report
+        name = split_name(split)
+        source = self.source(split)
+        settings = store.Settings(name == self.train_name, hp.max_length, hp.max_length_ratio)
+        identity = store.key(store.FORMAT, tok.digest(), store.source_identity(source, self.cache_dir), vars(settings))
+        folder = self.cache_dir / "stores" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', name)[:60]}-{identity}"
+        if not (folder / "meta.json").is_file():
+            log.info("encoding %s into %s", name, folder)
+            store.build(folder, name, source, tok, settings, self._workers())
+        return store.EncodedSplit(folder)
 
-    def _splits(self, stage: str | None) -> list[str]:
+    def _splits(self, stage: str | None) -> list[str | list[str]]:
         hp = self.hparams
         return {
             "fit": [hp.train_split, hp.val_split],
@@ -228,19 +213,13 @@ class TranslationDataModule(L.LightningDataModule):
             "predict": [hp.train_split, hp.test_split],
         }.get(stage or "", [hp.train_split, hp.val_split, hp.test_split])
 
-    def _load(self, stage: str | None, verbose: bool) -> tuple[Tokenizer, dict, dict]:
-        texts = {s: self._read(s) for s in self._splits(stage)}
-        train = texts[self.hparams.train_split]
-        if not len(train):  # SentencePiece cannot learn from nothing: say which file and why
-            total = sum(train.dropped.values())
-            corpus.raise_empty(self.hparams.train_split, train.origin, total, train.dropped, FILTER_HINTS)
-        tok = self._tokenizer(train)
-        datasets = {}
-        for split, text in texts.items():
-            datasets[split], report = self._encode(split, text, tok)
-            if verbose:
-                log.info(report)
-        return tok, texts, datasets
+    def _load(self, stage: str | None, verbose: bool) -> tuple[Tokenizer, dict[str, store.EncodedSplit]]:
+        tok = self._tokenizer()
+        datasets = {split_name(split): self._store(split, tok) for split in self._splits(stage)}
+        if verbose:
+            for dataset in datasets.values():
+                log.info(dataset.report)
+        return tok, datasets
 
     # ---------------------------------------------------------------- Lightning
     def prepare_data(self) -> None:
@@ -256,14 +235,13 @@ class TranslationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         trainer = getattr(self, "trainer", None)
-        self.tokenizer, self.texts, self.datasets = self._load(stage, verbose=trainer is None or trainer.is_global_zero)
+        self.tokenizer, self.datasets = self._load(stage, verbose=trainer is None or trainer.is_global_zero)
 
     def train_batches(self) -> int:
-        """Training batches in one epoch, all ranks together (reads the cached data if not set up yet)."""
-        train = self.hparams.train_split
-        datasets = self.datasets if train in self.datasets else self._load("fit", verbose=False)[2]
-        ds = datasets[train]
-        return len(TokenBudgetBatchSampler(ds.lengths(), self.hparams.max_tokens, secondary=[len(t) for t in ds.tgt]))
+        """Training batches in one epoch, all ranks together (opens the stores if not set up yet)."""
+        datasets = self.datasets if self.train_name in self.datasets else self._load("fit", verbose=False)[1]
+        ds = datasets[self.train_name]
+        return len(TokenBudgetBatchSampler(ds.lengths(), self.hparams.max_tokens, secondary=ds.tgt_lengths()))
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -274,7 +252,7 @@ class TranslationDataModule(L.LightningDataModule):
         world, rank = self._world()
         budget = self.hparams.max_tokens if train else (self.hparams.eval_max_tokens or self.hparams.max_tokens)
         sampler = TokenBudgetBatchSampler(
-            ds.lengths(), budget, train, self.hparams.seed, world, rank, secondary=[len(t) for t in ds.tgt]
+            ds.lengths(), budget, train, self.hparams.seed, world, rank, secondary=ds.tgt_lengths()
         )
         workers = self.hparams.num_workers
         return DataLoader(
@@ -290,7 +268,7 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader(self.hparams.train_split, train=True)
+        loader = self._loader(self.train_name, train=True)
         loader.batch_sampler.resume, self._resume = self._resume, None
         trainer = self.trainer
         if trainer is not None:
@@ -315,7 +293,3 @@ class TranslationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.test_split, train=False)
-
-    def references(self, split: str) -> list[str]:
-        """Target text of an evaluation split, in dataset order (for scoring)."""
-        return self.texts[split].tgt
