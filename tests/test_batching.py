@@ -94,3 +94,24 @@ def test_batch_owns_shift_and_masks():
     assert batch.ntokens == 5 and batch.index.tolist() == [4, 9]
     moved = batch.to(torch.device("cpu"))
     assert torch.equal(moved.tgt_in, batch.tgt_in) and moved.ntokens == 5
+
+
+def test_batches_are_the_greedy_cut_of_the_sorted_order():
+    """The sampler cuts batches by binary search on numpy arrays; the batches are those of the plain
+    per-item greedy loop (what nmt did before, and the same pairs fairseq's bucketing gives)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        lengths = rng.integers(1, 200, size=int(rng.integers(1, 2000))).tolist()
+        budget = int(rng.choice([40, 150, 512, 4096]))
+        sampler = TokenBudgetBatchSampler(np.array(lengths), budget, shuffle=False)
+        expected, current, longest = [], [], 0
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):  # stable: ties in index order
+            if current and max(longest, lengths[i]) * (len(current) + 1) > budget:
+                expected.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, lengths[i])
+        expected.append(current)
+        assert list(sampler) == expected, trial

@@ -157,3 +157,81 @@ def test_ddp_a_nan_on_one_rank_stops_every_rank_with_good_weights(tiny_runs, tmp
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4  # the skipped update is counted, nothing after it ran
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_each_build_their_own_store_and_train_like_one_node(tiny_runs, tmp_path):
+    """Nodes need not share a disk: each prepares its data once (local rank 0) in its own cache."""
+    import os
+    import subprocess
+    import sys
+
+    common = [*tiny_runs.args("transformer"), "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp",
+              "--trainer.max_steps", "6", "--trainer.val_check_interval", "6", "--samples.num_sentences", "0",
+              "--trainer.callbacks+=tests.ddp_probe.RecordBatches"]  # fmt: skip
+    one = run_nmt(
+        "fit",
+        *common,
+        f"--trainer.callbacks.out_dir={tmp_path / 'one'}",
+        "--trainer.devices",
+        "2",
+        "--data.cache_dir",
+        str(tmp_path / "cache-one"),
+        "--trainer.default_root_dir",
+        str(tmp_path / "R1"),
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    port, env = str(_free_port()), {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(node),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                port,
+                "-m",
+                "nmt",
+                "fit",
+                *common,
+                f"--trainer.callbacks.out_dir={tmp_path / 'two'}",
+                "--trainer.devices",
+                "1",
+                "--trainer.num_nodes",
+                "2",
+                "--data.cache_dir",
+                str(tmp_path / f"cache-node{node}"),
+                "--trainer.default_root_dir",
+                str(tmp_path / f"R-node{node}"),
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for node in (0, 1)
+    ]
+    errors = [p.communicate(timeout=600)[1] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    for node, stderr in enumerate(errors):
+        assert stderr.count("encoding train into") == 1, stderr[-2000:]  # once per node, by its local rank 0
+        assert len(list((tmp_path / f"cache-node{node}" / "stores").glob("train-*"))) == 1
+    single = [json.loads((tmp_path / "one" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    nodes_ = [json.loads((tmp_path / "two" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for a, b in zip(single, nodes_):
+        assert a["train"] == b["train"] and a["losses"] == b["losses"] and len(a["losses"]) == 6

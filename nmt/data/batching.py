@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -98,10 +99,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             raise ValueError(f"max_tokens must be positive, got {max_tokens}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
-        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.lengths = torch.as_tensor(np.asarray(lengths), dtype=torch.long)
         if secondary is not None and len(secondary) != len(lengths):
             raise ValueError(f"secondary has {len(secondary)} entries for {len(lengths)} lengths")
-        self.secondary = None if secondary is None else torch.tensor(secondary, dtype=torch.long)
+        self.secondary = None if secondary is None else torch.as_tensor(np.asarray(secondary), dtype=torch.long)
         self.max_tokens = max_tokens
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
@@ -110,39 +111,34 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         # Under Lightning, the trainer's epoch, read when an epoch's iterator is created (the data module
         # sets it); outside Lightning, ``set_epoch`` says which epoch comes next.
         self.epoch_source: Callable[[], int] | None = None
-        self._cache: tuple[int, list[list[int]]] | None = None
+        self._cache: tuple[int, tuple[np.ndarray, list[tuple[int, int]]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def _epoch(self) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """This rank's batches of the current epoch: the dataset order, and each batch as a slice of it."""
         gen = torch.Generator().manual_seed(self.seed + self.epoch)
         # Random order first (when shuffling), then stable sorts: secondary key, then length.
         order = torch.randperm(len(self.lengths), generator=gen) if self.shuffle else torch.arange(len(self.lengths))
         if self.secondary is not None:
             order = order[torch.sort(self.secondary[order], stable=True).indices]
         order = order[torch.sort(self.lengths[order], stable=True).indices]
-        batches: list[list[int]] = []
-        current: list[int] = []
-        longest = 0
-        for i, n in zip(order.tolist(), self.lengths[order].tolist()):
-            if current and max(longest, n) * (len(current) + 1) > self.max_tokens:
-                batches.append(current)
-                current, longest = [], 0
-            current.append(i)
-            longest = max(longest, n)
-        if current:
-            batches.append(current)
+        bounds = _cut(self.lengths[order].numpy(), self.max_tokens)
         if self.shuffle:
-            batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
-            batches = batches[: len(batches) - len(batches) % self.num_replicas] or batches
-        return batches
+            bounds = [bounds[j] for j in torch.randperm(len(bounds), generator=gen).tolist()]
+            bounds = bounds[: len(bounds) - len(bounds) % self.num_replicas] or bounds
+        return order.numpy(), bounds[self.rank :: self.num_replicas]
+
+    def _cached(self) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        if self._cache is None or self._cache[0] != self.epoch:
+            self._cache = (self.epoch, self._epoch())
+        return self._cache[1]
 
     def batches(self) -> list[list[int]]:
-        """This rank's batches for the current epoch (cached per epoch)."""
-        if self._cache is None or self._cache[0] != self.epoch:
-            self._cache = (self.epoch, self._all_batches()[self.rank :: self.num_replicas])
-        return self._cache[1]
+        """This rank's batches for the current epoch, as lists of dataset indices."""
+        order, bounds = self._cached()
+        return [order[a:b].tolist() for a, b in bounds]
 
     def __iter__(self):
         done = 0
@@ -153,7 +149,26 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             self.resume = None
         elif self.epoch_source is not None:
             self.epoch = self.epoch_source()
-        return iter(self.batches()[done:])
+        order, bounds = self._cached()
+        return (order[a:b].tolist() for a, b in bounds[done:])
 
     def __len__(self) -> int:
-        return len(self.batches())
+        return len(self._cached()[1])
+
+
+def _cut(lengths: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
+    """Greedy batches over ``lengths`` sorted ascending: each takes items while (its count) x (its longest,
+    which is its last) stays within ``max_tokens``, and at least one. The end of each batch is found by
+    binary search (the condition only turns false once), so the loop runs once per batch, not per item."""
+    bounds, start, n = [], 0, len(lengths)
+    while start < n:
+        lo, hi = start + 1, n  # the first item that would not fit, or n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if int(lengths[mid]) * (mid - start + 1) > max_tokens:
+                hi = mid
+            else:
+                lo = mid + 1
+        bounds.append((start, lo))
+        start = lo
+    return bounds
