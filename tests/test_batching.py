@@ -73,7 +73,7 @@ def test_ddp_shards_are_disjoint_equal_and_cover_training_data():
     assert len({len(s) for s in shards}) == 1
     flat = [i for s in shards for b in s for i in b]
     assert len(flat) == len(set(flat))
-    everything = [i for b in TokenBudgetBatchSampler(LENGTHS, 150, True, 5)._all_batches() for i in b]
+    everything = [i for b in TokenBudgetBatchSampler(LENGTHS, 150, True, 5).batches() for i in b]
     assert set(flat) <= set(everything) and len(flat) >= len(everything) - 2 * 150
 
 
