@@ -25,7 +25,7 @@ class RecordBatches(Callback):
         dm = trainer.datamodule
         store = dm.datasets[dm.train_name]
         losses = getattr(self, "losses", [])
-        record = {"train": self.train, "val": self.val, "world": trainer.world_size, "store": store.src.filename,
+        record = {"train": self.train, "val": self.val, "world": trainer.world_size, "store": str(store.src.filename),
                   "memory_mapped": type(store.src).__name__ == "memmap", "losses": losses}  # fmt: skip
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
