@@ -26,6 +26,7 @@ COMMANDS = {
     "translate": ("translate", "translate text with a checkpoint alone (greedy or beam search)"),
     "plot-attention": ("plot_attention", "draw the attention behind one translation"),
     "average": ("average", "average the weights of checkpoints of one run"),
+    "compare": ("compare", "train the model families on the same data and budget, and report why attention wins"),
 }
 
 USAGE = "usage: nmt <command> [options]   (nmt <command> --help for its options)\n\ncommands:\n"

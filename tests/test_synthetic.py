@@ -1,3 +1,5 @@
+import re
+
 from nmt.data import synthetic
 
 
@@ -32,3 +34,22 @@ def test_cli_writes_plain_files(tmp_path):
         en = (tmp_path / f"{split}.en").read_text(encoding="utf-8").splitlines()
         de = (tmp_path / f"{split}.de").read_text(encoding="utf-8").splitlines()
         assert len(en) == len(de) == n
+
+
+def test_gold_alignments_link_the_words_that_translate_each_other():
+    triples = synthetic.generate_aligned({"train": 400}, seed=5)["train"]
+    for en, de, align in triples:
+        en_words, de_words = en.split(), de.split()
+        links = [(int(i), int(j), sep == "-") for i, sep, j in (re.match(r"(\d+)([-p])(\d+)", t).groups()
+                                                                for t in align.split())]  # fmt: skip
+        assert all(i < len(en_words) and j < len(de_words) for i, j, _ in links)
+        sure = {(en_words[i].strip(".,"), de_words[j].strip(".,")) for i, j, s in links if s}
+        if en.startswith("On ") and "," in en_words[2]:  # "On March 21, 1987, ..." - "Am 21. März 1987 ..."
+            assert ("On", "Am") in sure and (en_words[1], de_words[2]) in sure and (en_words[2].strip(","),
+                    de_words[1].strip(".")) in sure  # fmt: skip
+        if en.startswith("The "):  # "The book costs five euros." - "Das Buch kostet fünf Euro."
+            assert ("costs", "kostet") in sure and ("euros", "Euro") in sure
+    line = next(t for t in triples if "hundred and" in t[0])
+    i = line[0].split().index("and")
+    assert f"{i}p" in line[2]  # "and" of "four hundred and twenty-one" is only a possible link
+    assert synthetic.generate({"train": 50}, seed=5)["train"] == [(en, de) for en, de, _ in triples[:50]]

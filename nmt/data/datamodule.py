@@ -142,9 +142,10 @@ class TranslationDataModule(L.LightningDataModule):
         return self.tokenizer.tgt_vocab_size if self.tokenizer else self.hparams.vocab_size
 
     # ----------------------------------------------------------------- reading
-    def _synthetic_dir(self) -> Path:
-        folder = self.cache_dir / f"synthetic-v1-seed{synthetic.DEFAULT_SEED}"
-        if not (folder / "test.de").is_file():
+    def synthetic_dir(self) -> Path:
+        """The embedded corpus's files (written into the cache on first use), alignments included."""
+        folder = self.cache_dir / f"synthetic-v2-seed{synthetic.DEFAULT_SEED}"  # v2: with .align files
+        if not (folder / "test.align").is_file():
             with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
                 synthetic.write(tmp)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,7 @@ class TranslationDataModule(L.LightningDataModule):
             return sources.hf_source(hp.hf_dataset, split, hp.src_lang, hp.tgt_lang, hp.hf_config)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         langs = ("de", "en") if (hp.src_lang, hp.tgt_lang) == ("de", "en") else ("en", "de")
-        return sources.find_source(self._synthetic_dir(), split, *langs)
+        return sources.find_source(self.synthetic_dir(), split, *langs)
 
     def text(self, split: str) -> corpus.ParallelText:
         """An evaluation split's text, read from its files now (cleaned as for encoding)."""

@@ -1,0 +1,1 @@
+"""``nmt compare``: measuring what attention changes (alignment, calibration, length, gradients)."""
