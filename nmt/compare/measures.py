@@ -111,15 +111,16 @@ def matched(hypothesis: Sequence, reference: Sequence) -> list[bool]:
             same = hypothesis[i - 1] == reference[j - 1]
             cost[i, j] = min(cost[i - 1, j - 1] + (0 if same else 1), cost[i - 1, j] + 1, cost[i, j - 1] + 1)
     labels, i, j = [False] * n, n, m
-    while i > 0 and j > 0:
-        same = hypothesis[i - 1] == reference[j - 1]
-        if cost[i, j] == cost[i - 1, j - 1] + (0 if same else 1):
-            labels[i - 1] = same
+    while i > 0 and j > 0:  # back along a cheapest path, taking a match whenever one is on it
+        if hypothesis[i - 1] == reference[j - 1] and cost[i, j] == cost[i - 1, j - 1]:
+            labels[i - 1] = True
             i, j = i - 1, j - 1
         elif cost[i, j] == cost[i - 1, j] + 1:
             i -= 1
-        else:
+        elif cost[i, j] == cost[i, j - 1] + 1:
             j -= 1
+        else:
+            i, j = i - 1, j - 1
     return labels
 
 
