@@ -91,6 +91,28 @@ def build_network(config: dict) -> Seq2SeqNet:
     return network_class(config["class_path"])(**config.get("init_args", {}))
 
 
+def load_weights(path: str | Path, net: Seq2SeqNet) -> int:
+    """Put a checkpoint's trained weights into ``net`` (built from a config) and return the checkpoint's step;
+    a checkpoint of another network or size is refused, naming the difference."""
+    ckpt = checked(read_checkpoint(path), path)
+    theirs, ours = ckpt["hyper_parameters"]["net"]["class_path"].rsplit(".", 1)[-1], type(net).__name__
+    if theirs != ours:
+        raise NmtError(f"{path} holds a {theirs} but the config builds a {ours}; give the model config the checkpoint "
+                       "was trained with (--config).")  # fmt: skip
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    own = net.state_dict()
+    missing, unexpected = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
+    if missing or unexpected:
+        raise NmtError(f"{path} has other layers than this {ours}: {(missing or unexpected)[0]!r} is only "
+                       f"{'here' if missing else 'there'}. Use the model options of the checkpoint.")  # fmt: skip
+    for name, tensor in own.items():
+        if weights[name].shape != tensor.shape:
+            raise NmtError(f"{path} has other sizes: {name!r} is {tuple(weights[name].shape)} there and "
+                           f"{tuple(tensor.shape)} here. Use the model options of the checkpoint.")  # fmt: skip
+    net.load_state_dict(weights)
+    return int(ckpt.get("global_step", 0))
+
+
 def load_network(path: str | Path, device: str | torch.device = "cpu") -> Seq2SeqNet:
     """A ready-to-translate network from a checkpoint alone: trained weights, tokenizer, eval mode, on ``device``."""
     ckpt = checked(read_checkpoint(path), path)

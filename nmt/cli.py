@@ -23,7 +23,8 @@ LIGHTNING = {
 }
 #: Our own subcommands: module in nmt.commands, one-line description.
 COMMANDS = {
-    "translate": ("translate", "translate text with a checkpoint alone (greedy or beam search)"),
+    "translate": ("translate", "translate text with a checkpoint (or an ensemble): greedy, beam search or sampling"),
+    "score": ("score", "the log-probability of given translations (rescoring, filtering)"),
     "plot-attention": ("plot_attention", "draw the attention behind one translation"),
     "average": ("average", "average the weights of checkpoints of one run"),
     "compare": ("compare", "train the model families on the same data and budget, and report why attention wins"),

@@ -22,13 +22,14 @@ from lightning.pytorch.cli import LightningCLI
 from nmt.callbacks import (
     AtomicCheckpointIO,
     DeviceAwareProgressBar,
+    EarlyStopping,
     LastCheckpoint,
     PredictionWriter,
     ResumeState,
     TranslationSamples,
     check_checkpoint,
 )
-from nmt.checkpoint import checked, read_checkpoint
+from nmt.checkpoint import checked, load_weights, read_checkpoint
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.system import Seq2SeqSystem
@@ -75,6 +76,10 @@ class NmtCLI(LightningCLI):
         # The checkpoint callbacks are added by instantiate_trainer, unless checkpointing is off.
         parser.add_class_arguments(ModelCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.add_class_arguments(LastCheckpoint, "last_checkpoint", sub_configs=True)
+        parser.add_class_arguments(EarlyStopping, "early_stopping", sub_configs=True)
+        parser.add_argument("--init_from", type=str | None, default=None,
+                            help="nmt fit: start from this checkpoint's weights and tokenizer, with a new optimizer, "
+                            "schedule and step count (--ckpt_path resumes a run instead)")  # fmt: skip
         parser.add_lightning_class_args(TranslationSamples, "samples")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.set_defaults(
@@ -99,6 +104,16 @@ class NmtCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         path = config.get("ckpt_path") if config else None
+        init = config.get("init_from") if config else None
+        if init:
+            if subcommand != "fit":
+                raise NmtError(f"--init_from applies to nmt fit; nmt {subcommand} takes --ckpt_path.")
+            if path:
+                raise NmtError("--init_from starts a new training from a checkpoint's weights and --ckpt_path resumes "
+                               "a run: give one of them.")  # fmt: skip
+            checked(read_checkpoint(init), init)
+            if not config["data"].get("tokenizer"):
+                config["data"]["tokenizer"] = init  # encode the new corpus with the checkpoint's SentencePiece
         if not path or path in SPECIAL_CKPT_PATHS:
             return
         theirs = checked(read_checkpoint(path), path)["hyper_parameters"]["net"]["class_path"]
@@ -130,6 +145,8 @@ class NmtCLI(LightningCLI):
         extra = [ResumeState()]
         if trainer.get("enable_checkpointing") is not False:
             extra += [config["checkpoint"], config["last_checkpoint"]]
+        if config["early_stopping"].enabled:
+            extra.append(config["early_stopping"])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
             extra.append(DeviceAwareProgressBar())
         plugins = [AtomicCheckpointIO(), *_as_list(trainer.get("plugins"))]
@@ -147,6 +164,12 @@ class NmtCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_ckpt_path()
+        init = self.config["fit"].get("init_from")
+        if init:
+            step = load_weights(init, self.model.net)
+            log.info(
+                "starting from the weights of %s (step %d); optimizer, schedule and steps start afresh", init, step
+            )
         world = self.trainer.world_size
         if world == 1:
             return

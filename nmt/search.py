@@ -66,21 +66,53 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
-@torch.inference_mode()
-def greedy(
-    model,
-    src: torch.Tensor,
-    src_mask: torch.Tensor,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    attention: bool = True,
-) -> Hypotheses:
-    """The most probable token at each step (scores: alpha = 0); finished sentences leave the batch.
+def prefix_lengths(prefix: torch.Tensor | None, rows: int, device) -> torch.Tensor:
+    """Tokens of each row's forced prefix (0 without one)."""
+    return torch.zeros(rows, dtype=torch.long, device=device) if prefix is None else (prefix != PAD_ID).sum(1)
 
-    ``attention=False``: the result has no attention (the model may skip computing it).
-    """
+
+def force_prefix(log_probs: torch.Tensor, prefix: torch.Tensor | None, t: int) -> torch.Tensor:
+    """At step ``t``, rows whose prefix (R, P; PAD after its end) is not over may take only its token
+    (scored with its own log-probability); the other rows are left as they are."""
+    if prefix is None or t >= prefix.size(1):
+        return log_probs
+    forced = prefix[:, t]
+    active = forced != PAD_ID
+    if not bool(active.any()):
+        return log_probs
+    only = torch.full_like(log_probs, NEG_INF).scatter_(1, forced[:, None], log_probs.gather(1, forced[:, None]))
+    return torch.where(active[:, None], only, log_probs)
+
+
+@dataclass
+class Sampling:
+    """How ``sample`` draws each token: from the ``topk`` most probable (0: all), within the smallest set
+    whose probability reaches ``topp`` (1: all), with the log-probabilities divided by ``temperature``."""
+
+    topk: int = 0
+    topp: float = 1.0
+    temperature: float = 1.0
+    generator: torch.Generator | None = None
+
+    def __call__(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """log_probs (R, V) -> the drawn token of each row (R,)."""
+        logits = log_probs / self.temperature
+        if self.topk:
+            kth = logits.topk(min(self.topk, logits.size(-1)), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, NEG_INF)
+        if self.topp < 1.0:
+            ordered, order = logits.sort(-1, descending=True)
+            mass = ordered.softmax(-1).cumsum(-1)
+            drop = mass - ordered.softmax(-1) >= self.topp  # keep tokens until the mass before them reaches topp
+            logits = logits.scatter(-1, order, ordered.masked_fill(drop, NEG_INF))
+        return torch.multinomial(logits.softmax(-1), 1, generator=self.generator).squeeze(1)
+
+
+def _row_by_row(model, src, src_mask, max_len_a, max_len_b, attention, prefix, choose) -> Hypotheses:
+    """One hypothesis per source row, its token at each step chosen by ``choose(log_probs)`` (None: the most
+    probable); a row leaves the batch at its EOS. Scores are the model's log-probabilities (alpha = 0)."""
     device, B, S = src.device, src.size(0), src.size(1)
-    limit = max_lengths(src_mask, max_len_a, max_len_b)
+    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b), prefix_lengths(prefix, B, device))
     steps = int(limit.max()) + 1
     tokens = torch.full((B, steps), PAD_ID, dtype=torch.long, device=device)
     token_scores = torch.zeros(B, steps, device=device)
@@ -94,7 +126,12 @@ def greedy(
         log_probs = log_probs.float()
         log_probs[:, PAD_ID] = NEG_INF
         log_probs[:, BOS_ID] = NEG_INF
-        step_score, nxt = log_probs.max(-1)
+        log_probs = force_prefix(log_probs, None if prefix is None else prefix[ids], t)
+        if choose is None:
+            step_score, nxt = log_probs.max(-1)
+        else:
+            nxt = choose(log_probs)
+            step_score = log_probs.gather(1, nxt[:, None]).squeeze(1)
         at_limit = limit <= t  # forced EOS at the length limit
         nxt = torch.where(at_limit, torch.full_like(nxt, EOS_ID), nxt)
         step_score = torch.where(at_limit, log_probs[:, EOS_ID], step_score)
@@ -121,6 +158,54 @@ def greedy(
     )
 
 
+@torch.inference_mode()
+def greedy(
+    model,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    attention: bool = True,
+    prefix: torch.Tensor | None = None,
+) -> Hypotheses:
+    """The most probable token at each step (scores: alpha = 0); finished sentences leave the batch.
+
+    ``attention=False``: the result has no attention (the model may skip computing it).
+    ``prefix`` (B, P): target ids each output must start with (PAD after a shorter prefix), or None.
+    """
+    return _row_by_row(model, src, src_mask, max_len_a, max_len_b, attention, prefix, None)
+
+
+@torch.inference_mode()
+def sample(
+    model,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    sampling: Sampling,
+    nbest: int = 1,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    attention: bool = True,
+    prefix: torch.Tensor | None = None,
+) -> Hypotheses:
+    """``nbest`` random translations of each sentence, each token drawn by ``sampling`` (back-translation),
+    best score first. Each sample is decoded as its own row, so the batch is ``nbest`` times larger."""
+    rows = torch.arange(src.size(0), device=src.device).repeat_interleave(nbest)
+    hyps = _row_by_row(model, src[rows], src_mask[rows], max_len_a, max_len_b, attention,
+                       None if prefix is None else prefix[rows], sampling)  # fmt: skip
+    B = src.size(0)
+    order = hyps.score.view(B, nbest).argsort(-1, descending=True)  # (B, N)
+
+    def per_sentence(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        x = x.view(B, nbest, *x.shape[2:])
+        return x.gather(1, order.view(B, nbest, *[1] * (x.dim() - 2)).expand_as(x))
+
+    return Hypotheses(per_sentence(hyps.tokens), per_sentence(hyps.token_scores), per_sentence(hyps.score[:, :1]),
+                      per_sentence(hyps.attention))  # fmt: skip
+
+
 def _extend(history: torch.Tensor, flat: torch.Tensor, t: int, value: torch.Tensor) -> torch.Tensor:
     """Histories (B, K, T, ...) of the rows ``flat`` (B * C,) extend, with ``value`` (B, C, ...) at step t."""
     B = history.size(0)
@@ -145,10 +230,12 @@ def beam_search(
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     attention: bool = True,
+    prefix: torch.Tensor | None = None,
 ) -> Hypotheses:
     """Batched beam search; see the module docstring for scoring and stopping.
 
     ``attention=False``: the result has no attention (the model may skip computing it).
+    ``prefix`` (B, P): target ids each output must start with (PAD after a shorter prefix), or None.
 
     Sentences that are done leave the batch (as in fairseq), so the decoder only runs for the
     ones still searching. Every reorder either moves rows among each sentence's own beams or
@@ -157,7 +244,7 @@ def beam_search(
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be between 1 and beam={beam}, got {nbest}")
     device, B, K, S = src.device, src.size(0), beam, src.size(1)
-    limit = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
+    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b), prefix_lengths(prefix, B, device))  # (B,)
     steps = int(limit.max()) + 1
     # The results of all B sentences, filled in as sentences finish.
     out_tokens = torch.full((B, nbest, steps), PAD_ID, dtype=torch.long, device=device)
@@ -195,6 +282,9 @@ def beam_search(
             log_probs[at_limit, :, EOS_ID] = eos
         log_probs[..., PAD_ID] = NEG_INF
         log_probs[..., BOS_ID] = NEG_INF
+        if prefix is not None and t < prefix.size(1):
+            forced = prefix[ids].repeat_interleave(K, 0)
+            log_probs = force_prefix(log_probs.view(b * K, V), forced, t).view(b, K, V)
 
         cand = (scores.unsqueeze(-1) + log_probs).view(b, K * V)
         cand_scores, cand_idx = cand.topk(min(2 * K, K * V), dim=1)  # (b, 2K), best first

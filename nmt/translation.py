@@ -13,6 +13,7 @@ from nmt.data.batching import TokenBudgetBatchSampler, pad
 from nmt.data.corpus import normalize
 from nmt.data.tokenizer import EOS_ID, PAD_ID
 from nmt.networks.base import Seq2SeqNet
+from nmt.search import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,15 @@ def translate_full(
     length_penalty: float | None = None,
     max_tokens: int = 4096,
     attention: bool = True,
+    prefixes: list[str] | None = None,
+    sampling: Sampling | None = None,
 ) -> list[list[Translation]]:
     """``nbest`` translations of each line, best first; batched by length, returned in input order.
 
-    ``model``: a network (:func:`nmt.checkpoint.load_network`, or a training system's ``.net``).
-    ``attention=False`` leaves ``Translation.attention`` None and skips the work behind it.
+    ``model``: a network (:func:`nmt.checkpoint.load_network`, an :class:`~nmt.ensemble.Ensemble`, or a
+    training system's ``.net``). ``attention=False`` leaves ``Translation.attention`` None and skips the
+    work behind it. ``prefixes``: one target prefix per line ("" for none) that its translations start
+    with. ``sampling``: ``nbest`` random translations instead of the search's (``beam`` is not used).
     An empty (or all-white-space) line gets no hypotheses. Sources longer than the model's
     ``max_source_positions`` are truncated to fit, with a warning naming the first such line.
     """
@@ -57,11 +62,16 @@ def translate_full(
         src = [s[: limit - 1] + [s[-1]] if len(s) > limit else s for s in src]
     out: list[list[Translation]] = [[] for _ in lines]
     todo = [i for i, t in enumerate(texts) if t]
-    sampler = TokenBudgetBatchSampler([len(src[i]) for i in todo], max_tokens, shuffle=False)
+    forced = [tok.tgt.encode(normalize(p)) for p in prefixes] if prefixes is not None else None
+    budget = max(max_tokens // nbest, 1) if sampling is not None else max_tokens  # samples are rows of their own
+    sampler = TokenBudgetBatchSampler([len(src[i]) for i in todo], budget, shuffle=False)
     for batch in sampler:
         rows = [todo[j] for j in batch]
         ids = pad([src[i] for i in rows]).to(model.device)
-        hyps = model.translate_batch(ids, ids != PAD_ID, beam, nbest, length_penalty, attention)
+        prefix = None
+        if forced is not None and any(forced[i] for i in rows):
+            prefix = pad([forced[i] or [PAD_ID] for i in rows]).to(model.device)
+        hyps = model.translate_batch(ids, ids != PAD_ID, beam, nbest, length_penalty, attention, prefix, sampling)
         lengths = hyps.lengths().tolist()
         for rank in range(nbest):
             texts_out = tok.decode_tgt(hyps.token_lists(rank))

@@ -1,4 +1,4 @@
-"""``nmt translate``: source lines in, translations out, with a checkpoint alone.
+"""``nmt translate``: source lines in, translations out, with a checkpoint alone (or an ensemble).
 
 One output line per input line in text format, always: an empty input line gives an empty
 output line, and only ``\\n`` ends a line (a carriage return or U+2028 inside a line stays in it).
@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from nmt.checkpoint import load_network
+from nmt.commands.io import load, output
 from nmt.data.corpus import decode_lines, read_lines
 from nmt.errors import NmtError
 from nmt.hardware import PRECISIONS, autocast, parse_device
+from nmt.search import Sampling
 from nmt.translation import Translation, translate_full
 
 
@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
         prog="nmt translate",
         description="Translate text with an nmt checkpoint: one output line per input line (text format).",
     )
-    p.add_argument("--ckpt", required=True, help="checkpoint written by `nmt fit`")
+    p.add_argument("--ckpt", required=True, nargs="+", help="checkpoint written by `nmt fit`; several: an ensemble")
     p.add_argument("--input", "-i", default="-", help="source file, one sentence a line (default: stdin)")
     p.add_argument("--output", "-o", default="-", help="output file (default: stdout)")
     p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
@@ -64,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", action="store_true", help="text format: add a TAB column with the score")
     p.add_argument("--alignments", action="store_true", help="add src-tgt subword alignments from attention")
     p.add_argument("--format", choices=["text", "jsonl"], default="text", help="jsonl: one JSON object a line")
+    p.add_argument("--prefix", help="file of target prefixes, one per input line (empty: none): each "
+                   "translation starts with its prefix")  # fmt: skip
+    p.add_argument("--sample", action="store_true", help="draw --nbest random translations instead of searching")
+    p.add_argument("--topk", type=int, default=0, help="--sample: from the k most probable tokens (0: all)")
+    p.add_argument("--topp", type=float, default=1.0, help="--sample: from the smallest set holding this probability")
+    p.add_argument("--temperature", type=float, default=1.0, help="--sample: divide the log-probabilities by this")
+    p.add_argument("--seed", type=int, default=0, help="--sample: the same seed gives the same samples")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if there is one)")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default="32", help="autocast dtype")
     return p
@@ -73,8 +80,17 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse impossible option values before any work is done."""
     if args.beam < 1:
         raise NmtError(f"--beam must be 1 (greedy) or more, got {args.beam}.")
-    if not 1 <= args.nbest <= args.beam:
+    if args.sample:
+        if args.beam > 1:
+            raise NmtError("--sample draws translations instead of searching: give --sample or --beam, not both.")
+        if args.nbest < 1:
+            raise NmtError(f"--nbest must be 1 or more, got {args.nbest}.")
+        if args.topk < 0 or not 0 < args.topp <= 1 or args.temperature <= 0:
+            raise NmtError("--topk must be 0 or more, --topp in (0, 1] and --temperature above 0.")
+    elif not 1 <= args.nbest <= args.beam:
         raise NmtError(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}.")
+    elif (args.topk, args.topp, args.temperature) != (0, 1.0, 1.0):
+        raise NmtError("--topk, --topp and --temperature apply to --sample; add --sample.")
     if args.max_tokens < 1:
         raise NmtError(f"--max-tokens must be a positive number of source tokens per batch, got {args.max_tokens}.")
 
@@ -85,44 +101,29 @@ def read_input(name: str) -> list[str]:
     return read_lines(Path(name))
 
 
-def open_output(name: str):
-    """The output stream. A file is written under a temporary name beside it, opened before decoding
-    (an unwritable path fails at once) and renamed onto ``name`` when all is written."""
-    if name == "-":
-        return sys.stdout
-    path = Path(name)
-    if path.is_dir():
-        raise NmtError(f"--output {name} is a folder; give a file name, e.g. {path}/hyp.txt.")
-    try:
-        return open(path.with_name(f".{path.name}.{os.getpid()}.tmp"), "w", encoding="utf-8")
-    except OSError as err:
-        raise NmtError(f"Cannot write {name}: {err.strerror}. Choose a writable path.") from None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     check_options(args)
     import torch
 
     device = parse_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load_network(args.ckpt, device)
+    model = load(args.ckpt, device)
     # torch's and the model's objects live as long as the process: moving them out of the garbage
     # collector's reach keeps its full collections (tens of ms each, during decoding) cheap.
     gc.freeze()
     lines = read_input(args.input)
-    out = open_output(args.output)
-    try:
-        with autocast(device.type, args.precision):
-            results = translate_full(
-                model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, attention=args.alignments
-            )
-        out.write(
-            "".join(line + "\n" for src, hyps in zip(lines, results) for line in format_hypotheses(args, src, hyps))
-        )
-        if out is not sys.stdout:
-            out.close()
-            os.replace(out.name, args.output)
-    finally:
-        if out is not sys.stdout and os.path.exists(out.name):
-            out.close()
-            os.unlink(out.name)
+    prefixes = None
+    if args.prefix:
+        prefixes = read_lines(Path(args.prefix))
+        if len(prefixes) != len(lines):
+            raise NmtError(f"--prefix {args.prefix} has {len(prefixes)} lines but the input has {len(lines)}; "
+                           "give one prefix per input line (an empty line for none).")  # fmt: skip
+    sampling = None
+    if args.sample:
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        sampling = Sampling(args.topk, args.topp, args.temperature, generator)
+    with output(args.output) as out, autocast(device.type, args.precision):
+        results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens,
+                                 args.alignments, prefixes, sampling)  # fmt: skip
+        for source, hyps in zip(lines, results):
+            out.writelines(line + "\n" for line in format_hypotheses(args, source, hyps))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.data.batching import Batch, TokenBudgetBatchSampler, pad
-from nmt.data.tokenizer import PAD_ID
+from nmt.data.batching import Batch, TokenBudgetBatchSampler
 from nmt.networks.base import Seq2SeqNet
+from nmt.scoring import teacher_forcing
 
 
 @dataclass
@@ -30,27 +30,14 @@ def _batches(src: list[list[int]], max_tokens: int) -> TokenBudgetBatchSampler:
     return TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False)
 
 
-@torch.inference_mode()
 def teacher_forced(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4096) -> list[Forced]:
     """``src`` ids (ending with EOS) and ``tgt`` ids (BOS ... EOS) -> one :class:`Forced` per pair, in order."""
     out: list[Forced | None] = [None] * len(src)
-    device = net.device
-    for rows in _batches(src, max_tokens):
-        s = pad([src[i] for i in rows]).to(device)
-        t = pad([tgt[i] for i in rows]).to(device)
-        t_in, t_out = t[:, :-1], t[:, 1:]
-        state = net.encode(s, s != PAD_ID, attention=True)
-        best, argmax, attention = [], [], []
-        for step in range(t_in.size(1)):
-            log_probs, state, attn = net.decode_step(t_in[:, step], state)
-            top, which = log_probs.float().max(-1)
-            best.append(top.exp())
-            argmax.append(which)
-            attention.append(attn)
-        best, argmax = torch.stack(best, 1).cpu().numpy(), torch.stack(argmax, 1)
-        correct = (argmax == t_out).cpu().numpy()
-        weights = None if attention[0] is None else torch.stack(attention, 1).float().cpu().numpy()
-        for j, i in enumerate(rows):
+    for batch in teacher_forcing(net, src, tgt, max_tokens):
+        top, which = batch.log_probs.max(-1)
+        best, correct = top.exp().cpu().numpy(), (which == batch.labels).cpu().numpy()
+        weights = None if batch.attention is None else batch.attention.cpu().numpy()
+        for j, i in enumerate(batch.rows):
             n, m = len(tgt[i]) - 1, len(src[i])
             out[i] = Forced(best[j, :n], correct[j, :n], None if weights is None else weights[j, :n, :m])
     return out

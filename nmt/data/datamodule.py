@@ -93,6 +93,9 @@ class TranslationDataModule(L.LightningDataModule):
         spm_sample: SentencePiece learns from at most this many training pairs, drawn at random
             (fixed seed) from the whole split when it has more.
         cache_dir: where tokenizers and encoded splits are kept (default ``$NMT_CACHE`` or ``~/.cache/nmt``).
+        tokenizer: an nmt checkpoint whose SentencePiece models to use instead of training them (its
+            vocabulary then replaces vocab_size, joint_vocab, model_type and character_coverage);
+            ``nmt fit --init_from`` sets it.
         seed: seed of the batch order.
     """
 
@@ -118,6 +121,7 @@ class TranslationDataModule(L.LightningDataModule):
         prepare_workers: int | None = None,
         spm_sample: int = 1_000_000,
         cache_dir: str | None = None,
+        tokenizer: str | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -126,6 +130,9 @@ class TranslationDataModule(L.LightningDataModule):
         self.joint_vocab = joint_vocab
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.tokenizer: Tokenizer | None = None
+        self.given_tokenizer = self._given_tokenizer(tokenizer) if tokenizer else None
+        if self.given_tokenizer is not None:  # the vocabulary sizes linked into the network are its
+            self.tokenizer, self.joint_vocab = self.given_tokenizer, self.given_tokenizer.joint
         self.datasets: dict[str, store.EncodedSplit] = {}
         self.train_name = split_name(train_split)
         self._resume: tuple[int, int] | None = None
@@ -176,7 +183,15 @@ class TranslationDataModule(L.LightningDataModule):
     def _workers(self) -> int:
         return self.hparams.prepare_workers or store.default_workers()
 
+    @staticmethod
+    def _given_tokenizer(path: str) -> Tokenizer:
+        from nmt.checkpoint import checked, read_checkpoint
+
+        return Tokenizer.from_dict(checked(read_checkpoint(path), path)["nmt"]["tokenizer"], origin=path)
+
     def _tokenizer(self) -> Tokenizer:
+        if self.given_tokenizer is not None:
+            return self.given_tokenizer
         hp = self.hparams
         source = self.source(hp.train_split)
         settings = [hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage, hp.spm_sample, store.SPM_SEED]

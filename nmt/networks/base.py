@@ -99,10 +99,16 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         nbest: int = 1,
         alpha: float | None = None,
         attention: bool = True,
+        prefix: torch.Tensor | None = None,
+        sampling: search.Sampling | None = None,
     ) -> search.Hypotheses:
-        """Beam search (``beam=1``: greedy) with this network's length limits and penalty;
-        ``attention=False`` leaves the attention out of the result (faster)."""
-        alpha = self.length_penalty if alpha is None else alpha
+        """Beam search (``beam=1``: greedy), or ``nbest`` samples with ``sampling``, with this network's
+        length limits and penalty; ``attention=False`` leaves the attention out of the result (faster);
+        ``prefix`` (B, P) target ids each output starts with (PAD-padded)."""
+        a, b = self.max_len_a, self.max_len_b
+        if sampling is not None:
+            return search.sample(self, src, src_mask, sampling, nbest, a, b, attention, prefix)
         if beam == 1:
-            return search.greedy(self, src, src_mask, self.max_len_a, self.max_len_b, attention)
-        return search.beam_search(self, src, src_mask, beam, nbest, alpha, self.max_len_a, self.max_len_b, attention)
+            return search.greedy(self, src, src_mask, a, b, attention, prefix)
+        alpha = self.length_penalty if alpha is None else alpha
+        return search.beam_search(self, src, src_mask, beam, nbest, alpha, a, b, attention, prefix)

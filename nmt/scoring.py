@@ -1,0 +1,62 @@
+"""Teacher forcing through the search interface, and ``nmt score``'s log-probabilities of given targets.
+
+Decoding a given target one step at a time with ``encode``/``decode_step`` (rather than ``forward``)
+is the computation the search does, so a hypothesis scores here exactly what the search gave it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from nmt.data.batching import TokenBudgetBatchSampler, pad
+from nmt.data.tokenizer import PAD_ID
+from nmt.networks.base import Seq2SeqNet
+
+
+@dataclass
+class ForcedBatch:
+    """One batch decoded under teacher forcing: ``rows`` of the input, labels (b, T), the log-probabilities
+    of every step (b, T, V) and the attention (b, T, S) or None."""
+
+    rows: list[int]
+    labels: torch.Tensor
+    log_probs: torch.Tensor
+    attention: torch.Tensor | None
+
+
+@torch.inference_mode()
+def teacher_forcing(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
+                    max_tokens: int = 4096) -> Iterator[ForcedBatch]:  # fmt: skip
+    """``src`` ids (ending with EOS) and ``tgt`` ids (BOS ... EOS), batched by length."""
+    device = net.device
+    for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
+        s = pad([src[i] for i in rows]).to(device)
+        t = pad([tgt[i] for i in rows]).to(device)
+        state = net.encode(s, s != PAD_ID, attention=True)
+        log_probs, attention = [], []
+        for step in range(t.size(1) - 1):
+            lp, state, attn = net.decode_step(t[:, step], state)
+            log_probs.append(lp.float())
+            attention.append(attn)
+        weights = None if attention[0] is None else torch.stack(attention, 1).float()
+        yield ForcedBatch(rows, t[:, 1:], torch.stack(log_probs, 1), weights)
+
+
+def score(net: Seq2SeqNet, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
+    """The log-probability of each target token (and of EOS, last) given its source, per pair; the target
+    split into pieces as SentencePiece splits it."""
+    tok = net.tokenizer
+    return score_ids(net, tok.encode_src(sources), tok.encode_tgt(targets), max_tokens)
+
+
+def score_ids(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4096) -> list[list[float]]:
+    """:func:`score` of ids: ``src`` ending with EOS, ``tgt`` BOS ... EOS."""
+    out: list[list[float]] = [[] for _ in src]
+    for batch in teacher_forcing(net, src, tgt, max_tokens):
+        picked = batch.log_probs.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1).cpu()
+        for j, i in enumerate(batch.rows):
+            out[i] = picked[j, : len(tgt[i]) - 1].tolist()
+    return out
