@@ -27,6 +27,8 @@ COMMANDS = {
     "score": ("score", "the log-probability of given translations (rescoring, filtering)"),
     "plot-attention": ("plot_attention", "draw the attention behind one translation"),
     "average": ("average", "average the weights of checkpoints of one run"),
+    "serve": ("serve", "translate over HTTP (a JSON API), batching concurrent requests"),
+    "export": ("export", "a Transformer checkpoint as a CTranslate2 model (int8 for fast CPU inference)"),
     "compare": ("compare", "train the model families on the same data and budget, and report why attention wins"),
 }
 

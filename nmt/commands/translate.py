@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--topp", type=float, default=1.0, help="--sample: from the smallest set holding this probability")
     p.add_argument("--temperature", type=float, default=1.0, help="--sample: divide the log-probabilities by this")
     p.add_argument("--seed", type=int, default=0, help="--sample: the same seed gives the same samples")
+    p.add_argument("--engine", choices=["nmt", "ctranslate2"], default="nmt",
+                   help="ctranslate2: --ckpt is a folder written by `nmt export`")  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if there is one)")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default="32", help="autocast dtype")
     return p
@@ -91,8 +93,27 @@ def check_options(args: argparse.Namespace) -> None:
         raise NmtError(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}.")
     elif (args.topk, args.topp, args.temperature) != (0, 1.0, 1.0):
         raise NmtError("--topk, --topp and --temperature apply to --sample; add --sample.")
+    if args.engine == "ctranslate2":
+        options = (("--sample", args.sample), ("--alignments", args.alignments),
+                   ("--precision", args.precision != "32"), ("several --ckpt", len(args.ckpt) > 1))  # fmt: skip
+        unsupported = [flag for flag, given in options if given]
+        if unsupported:
+            raise NmtError(f"--engine ctranslate2 does not take {unsupported[0]} (the export fixes the weights' type: "
+                           "nmt export --quantization); use --engine nmt.")  # fmt: skip
     if args.max_tokens < 1:
         raise NmtError(f"--max-tokens must be a positive number of source tokens per batch, got {args.max_tokens}.")
+
+
+def exported(folder: str, device: str):
+    """A CTranslate2 export (``nmt export``), for ``--engine ctranslate2``."""
+    from nmt.export import Exported
+
+    if not Path(folder).is_dir():
+        raise NmtError(f"--engine ctranslate2 takes the folder written by nmt export as --ckpt, not {folder}.")
+    try:
+        return Exported(folder, device)
+    except ImportError:
+        raise NmtError("--engine ctranslate2 needs CTranslate2: pip install 'nmt[export]'.") from None
 
 
 def read_input(name: str) -> list[str]:
@@ -107,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     device = parse_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load(args.ckpt, device)
+    model = load(args.ckpt, device) if args.engine == "nmt" else exported(args.ckpt[0], device.type)
     # torch's and the model's objects live as long as the process: moving them out of the garbage
     # collector's reach keeps its full collections (tens of ms each, during decoding) cheap.
     gc.freeze()
@@ -123,7 +144,10 @@ def main(argv: list[str] | None = None) -> None:
         generator = torch.Generator(device=device).manual_seed(args.seed)
         sampling = Sampling(args.topk, args.topp, args.temperature, generator)
     with output(args.output) as out, autocast(device.type, args.precision):
-        results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens,
-                                 args.alignments, prefixes, sampling)  # fmt: skip
+        if args.engine == "nmt":
+            results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens,
+                                     args.alignments, prefixes, sampling)  # fmt: skip
+        else:
+            results = model.translate(lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, prefixes)
         for source, hyps in zip(lines, results):
             out.writelines(line + "\n" for line in format_hypotheses(args, source, hyps))

@@ -1,0 +1,26 @@
+"""``nmt export``: a Transformer checkpoint as a CTranslate2 model folder (optionally quantized)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nmt.checkpoint import load_network
+from nmt.export import QUANTIZATIONS, export_ctranslate2
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="nmt export",
+        description="Export a Transformer checkpoint for CTranslate2 (pip install 'nmt[export]'); the folder "
+        "translates with `nmt translate --engine ctranslate2 --ckpt DIR` and serves with `nmt serve`.",
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `nmt fit`")
+    parser.add_argument("--format", choices=["ctranslate2"], default="ctranslate2")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write (replaced if it exists)")
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default=None,
+                        help="weight type: int8 for fast CPU inference, float16/bfloat16 for GPUs "
+                        "(default: float32)")  # fmt: skip
+    args = parser.parse_args(argv)
+    out = export_ctranslate2(load_network(args.ckpt), args.out, args.quantization)
+    print(f"exported {args.ckpt} to {out} ({args.quantization or 'float32'})")
