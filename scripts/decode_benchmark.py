@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Decoding speed and quality of one trained Transformer: nmt, an ensemble of two, CTranslate2 float32 and int8.
+
+    python scripts/decode_benchmark.py --ckpt CKPT [--source S --reference R] [--lines 500] [--beam 5] [--rounds 3]
+
+Every engine translates the same ``--lines`` sentences (by default the embedded corpus's test set)
+with the same beam, alternating engine after engine for ``--rounds`` rounds: the whole ``nmt translate``
+process (start-up and model load included), and the steady state in one process after a warm-up.
+With a reference, the BLEU of each engine's output (sacreBLEU) and how many lines equal nmt's.
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, type=Path)
+    parser.add_argument("--source", type=Path, help="source sentences (default: the embedded test set)")
+    parser.add_argument("--reference", type=Path, help="their references, for BLEU")
+    parser.add_argument("--lines", type=int, default=500)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("decode_bench.json"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    import sacrebleu
+    import torch
+
+    from nmt.checkpoint import load_network
+    from nmt.data import synthetic
+    from nmt.export import Exported, export_ctranslate2
+    from nmt.translation import translate_full
+
+    work = Path(tempfile.mkdtemp(prefix="nmt-decode-bench-"))
+    if args.source is None:
+        synthetic.write(work / "data")
+        args.source, args.reference = work / "data" / "test.en", work / "data" / "test.de"
+    lines = args.source.read_text(encoding="utf-8").splitlines()[: args.lines]
+    refs = args.reference.read_text(encoding="utf-8").splitlines()[: args.lines] if args.reference else None
+    src = work / "src.txt"
+    src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    net = load_network(args.ckpt)
+    for quantization in ("float32", "int8"):
+        export_ctranslate2(net, work / quantization, None if quantization == "float32" else quantization)
+    engines = {
+        "nmt": ["--ckpt", str(args.ckpt)],
+        "nmt, ensemble of two": ["--ckpt", str(args.ckpt), str(args.ckpt)],
+        "ctranslate2 float32": ["--engine", "ctranslate2", "--ckpt", str(work / "float32")],
+        "ctranslate2 int8": ["--engine", "ctranslate2", "--ckpt", str(work / "int8")],
+    }
+    whole: dict[str, list[float]] = {name: [] for name in engines}
+    outputs: dict[str, list[str]] = {}
+    for _ in range(args.rounds):
+        for name, options in engines.items():
+            hyp = work / f"{name.replace(' ', '_').replace(',', '')}.hyp"
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "nmt", "translate", *options, "--beam", str(args.beam), "-i", str(src),
+                            "-o", str(hyp)], check=True, cwd=REPO)  # fmt: skip
+            whole[name].append(time.perf_counter() - start)
+            outputs[name] = hyp.read_text(encoding="utf-8").splitlines()
+
+    from nmt.ensemble import Ensemble
+
+    steady: dict[str, list[float]] = {name: [] for name in engines}
+    translators = {
+        "nmt": lambda batch: translate_full(net, batch, args.beam, attention=False),
+        "nmt, ensemble of two": lambda batch, pair=Ensemble([net, load_network(args.ckpt)]): translate_full(
+            pair, batch, args.beam, attention=False
+        ),  # fmt: skip
+        "ctranslate2 float32": lambda batch, e=Exported(work / "float32"): e.translate(batch, args.beam),
+        "ctranslate2 int8": lambda batch, e=Exported(work / "int8"): e.translate(batch, args.beam),
+    }
+    with torch.inference_mode():
+        for name, translate in translators.items():
+            translate(lines[:32])  # warm-up
+        for _ in range(args.rounds):
+            for name, translate in translators.items():
+                start = time.perf_counter()
+                translate(lines)
+                steady[name].append(time.perf_counter() - start)
+
+    result = {"ckpt": str(args.ckpt), "lines": len(lines), "beam": args.beam, "rounds": args.rounds,
+              "torch_threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
+              "date": time.strftime("%Y-%m-%d"), "engines": {}}  # fmt: skip
+    print(f"\n{len(lines)} sentences, beam {args.beam}, {args.rounds} rounds alternating (median, range)")
+    for name in engines:
+        row = {"whole_process_s": whole[name], "steady_s": steady[name]}
+        if refs is not None:
+            row["bleu"] = round(sacrebleu.corpus_bleu(outputs[name], [refs]).score, 2)
+        row["lines_equal_to_nmt"] = sum(a == b for a, b in zip(outputs[name], outputs["nmt"]))
+        result["engines"][name] = row
+        bleu = f"  BLEU {row['bleu']:.2f}" if "bleu" in row else ""
+        print(f"{name:<24} whole process {statistics.median(whole[name]):6.2f} s ({min(whole[name]):.2f}-"
+              f"{max(whole[name]):.2f})  steady {statistics.median(steady[name]):6.2f} s  "
+              f"{len(lines) / statistics.median(steady[name]):6.1f} sentences/s{bleu}  "
+              f"{row['lines_equal_to_nmt']}/{len(lines)} lines as nmt's")  # fmt: skip
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
