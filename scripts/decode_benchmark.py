@@ -67,24 +67,24 @@ def main() -> None:
         for name, options in engines.items():
             hyp = work / f"{name.replace(' ', '_').replace(',', '')}.hyp"
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "nmt", "translate", *options, "--beam", str(args.beam), "-i", str(src),
-                            "-o", str(hyp)], check=True, cwd=REPO)  # fmt: skip
+            command = [sys.executable, "-m", "nmt", "translate", *options, "--beam", str(args.beam)]
+            subprocess.run([*command, "-i", str(src), "-o", str(hyp)], check=True, cwd=REPO)
             whole[name].append(time.perf_counter() - start)
             outputs[name] = hyp.read_text(encoding="utf-8").splitlines()
 
     from nmt.ensemble import Ensemble
 
     steady: dict[str, list[float]] = {name: [] for name in engines}
+    pair = Ensemble([net, load_network(args.ckpt)])
+    exports = {q: Exported(work / q) for q in ("float32", "int8")}
     translators = {
         "nmt": lambda batch: translate_full(net, batch, args.beam, attention=False),
-        "nmt, ensemble of two": lambda batch, pair=Ensemble([net, load_network(args.ckpt)]): translate_full(
-            pair, batch, args.beam, attention=False
-        ),  # fmt: skip
-        "ctranslate2 float32": lambda batch, e=Exported(work / "float32"): e.translate(batch, args.beam),
-        "ctranslate2 int8": lambda batch, e=Exported(work / "int8"): e.translate(batch, args.beam),
+        "nmt, ensemble of two": lambda batch: translate_full(pair, batch, args.beam, attention=False),
+        "ctranslate2 float32": lambda batch: exports["float32"].translate(batch, args.beam),
+        "ctranslate2 int8": lambda batch: exports["int8"].translate(batch, args.beam),
     }
     with torch.inference_mode():
-        for name, translate in translators.items():
+        for translate in translators.values():
             translate(lines[:32])  # warm-up
         for _ in range(args.rounds):
             for name, translate in translators.items():
