@@ -5,7 +5,8 @@
                 --trainer.max_time 00:00:30:00
     nmt compare --out runs/compare --ckpts a.ckpt b.ckpt c.ckpt          # evaluate trained models only
 
-Each model is trained with ``nmt fit --config configs/<model>.yaml`` plus every option of this
+Each model is trained with ``nmt fit --config configs/<model>.yaml`` (``--model-configs`` for another
+folder, e.g. ``configs/multi30k``) plus every option of this
 command that is not its own (``--config``, ``--data.*``, ``--trainer.*``, ``--model.*``), into
 ``OUT/runs/<model>``; a model already trained there is not trained again. Then every model is
 evaluated on the test split of that data (``nmt.compare.evaluate``) and ``OUT/report.{html,json,md}``
@@ -41,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
         "`nmt fit` for every model; --config and --data.* also choose the test set.",
     )
     p.add_argument("--out", required=True, type=Path, help="folder for the runs and the report")
-    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="configs/<model>.yaml to train")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="the models to train")
+    p.add_argument("--model-configs", type=Path, default=CONFIGS,
+                   help="folder of <model>.yaml files (default: configs/; configs/multi30k/ for Multi30k's "
+                   "sizes)")  # fmt: skip
     p.add_argument("--cells", nargs="+", choices=("rnn", "gru", "lstm"), default=[],
                    help="also train each recurrent model with these cells (rnn: Elman)")  # fmt: skip
     p.add_argument("--ckpts", nargs="+", type=Path, help="evaluate these checkpoints instead of training")
@@ -100,10 +104,13 @@ def _runs(args, fit_args: list[str]) -> dict[str, dict]:
         return runs
     runs = {}
     for model in args.models:
-        runs[model] = _train(model, CONFIGS / f"{model}.yaml", None, fit_args, args.out)
+        config = args.model_configs / f"{model}.yaml"
+        if not config.is_file():
+            raise NmtError(f"--model-configs {args.model_configs} has no {model}.yaml.")
+        runs[model] = _train(model, config, None, fit_args, args.out)
         for cell in args.cells if model in RECURRENT else []:
             if cell != "gru":  # the configs' own cell
-                runs[f"{model}-{cell}"] = _train(f"{model}-{cell}", CONFIGS / f"{model}.yaml", cell, fit_args, args.out)
+                runs[f"{model}-{cell}"] = _train(f"{model}-{cell}", config, cell, fit_args, args.out)
     return runs
 
 
