@@ -154,3 +154,19 @@ def test_compare_trains_each_model_once(tiny_corpus, tmp_path):
     assert (tmp_path / "runs" / "gru-rnn" / "fit.json").read_text() == recorded
     bad = run_nmt("compare", "--out", str(tmp_path), "--modles", "gru")
     assert bad.returncode == 2 and "unknown option --modles" in bad.stderr
+
+
+def test_compare_logs_the_table_and_figures_to_wandb(tiny_runs, tiny_corpus, tmp_path):
+    from tests.conftest import REPO
+
+    ckpts = [str(checkpoint(tiny_runs[name])) for name in ("gru", "transformer")]
+    result = run_nmt("compare", "--out", str(tmp_path / "out"), "--ckpts", *ckpts, "--data.data_dir", str(tiny_corpus),
+                     "--data.vocab_size", "120", "--show", "0", "--config", str(REPO / "configs/logger/wandb.yaml"),
+                     cwd=tmp_path, env={"WANDB_MODE": "offline"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")
+    media = run / "files" / "media"
+    table = json.loads(next((media / "table" / "compare").glob("table_*.table.json")).read_text())
+    assert table["columns"][:3] == ["model", "network", "parameters"]
+    assert [row[0] for row in table["data"]] == ["gru", "transformer"]
+    assert {p.name.split("_")[0] for p in (media / "images" / "compare").glob("*.png")} >= {"bleu", "reliability"}
