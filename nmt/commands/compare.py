@@ -86,9 +86,8 @@ def _train(name: str, config: Path, cell: str | None, fit_args: list[str], out: 
             raise NmtError(f"training {name} failed (its messages are above); fix the options and run again.")
         folder.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"train_seconds": round(time.time() - start, 1), "command": cmd[3:]}))
-    best = folder / "checkpoints" / "best.ckpt"
-    ckpt = best if best.is_file() else folder / "checkpoints" / "last.ckpt"
-    return {"checkpoint": ckpt, **json.loads(record.read_text())}
+    # The model at the end of the budget (last.ckpt), not the one validation liked best: the same budget for all.
+    return {"checkpoint": folder / "checkpoints" / "last.ckpt", **json.loads(record.read_text())}
 
 
 def _runs(args, fit_args: list[str]) -> dict[str, dict]:
