@@ -25,6 +25,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def steady_seconds(engine: str, ckpt: Path, source: Path, beam: int, work: Path) -> float:
+    """Seconds one engine takes to translate ``source`` in this process, after a warm-up."""
+    import torch
+
+    from nmt.checkpoint import load_network
+    from nmt.ensemble import Ensemble
+    from nmt.export import Exported
+    from nmt.translation import translate_full
+
+    lines = source.read_text(encoding="utf-8").splitlines()
+    if engine.startswith("ctranslate2"):
+        exported = Exported(work / engine.split()[-1])
+        translate = lambda batch: exported.translate(batch, beam)  # noqa: E731
+    else:
+        nets = [load_network(ckpt) for _ in range(2 if "ensemble" in engine else 1)]
+        net = nets[0] if len(nets) == 1 else Ensemble(nets)
+        translate = lambda batch: translate_full(net, batch, beam, attention=False)  # noqa: E731
+    with torch.inference_mode():
+        translate(lines[:32])
+        start = time.perf_counter()
+        translate(lines)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, type=Path)
@@ -34,15 +58,18 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("decode_bench.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one steady-state measurement, in its own process
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.child:
+        print(steady_seconds(args.child, args.ckpt, args.source, args.beam, args.out))
+        return
     import sacrebleu
     import torch
 
     from nmt.checkpoint import load_network
     from nmt.data import synthetic
-    from nmt.export import Exported, export_ctranslate2
-    from nmt.translation import translate_full
+    from nmt.export import export_ctranslate2
 
     work = Path(tempfile.mkdtemp(prefix="nmt-decode-bench-"))
     if args.source is None:
@@ -72,29 +99,27 @@ def main() -> None:
             whole[name].append(time.perf_counter() - start)
             outputs[name] = hyp.read_text(encoding="utf-8").splitlines()
 
-    from nmt.ensemble import Ensemble
+    greedy = {}
+    for name in ("nmt", "ctranslate2 float32"):  # greedy search: the export must give nmt's output line for line
+        hyp = work / "greedy.hyp"
+        subprocess.run([sys.executable, "-m", "nmt", "translate", *engines[name], "-i", str(src), "-o", str(hyp)],
+                       check=True, cwd=REPO)  # fmt: skip
+        greedy[name] = hyp.read_text(encoding="utf-8").splitlines()
+    greedy_equal = sum(a == b for a, b in zip(greedy["nmt"], greedy["ctranslate2 float32"]))
 
+    # The steady state of each engine in a process of its own (CTranslate2's idle worker threads would
+    # otherwise take CPU from PyTorch's), alternating as above; the timing starts after a warm-up.
     steady: dict[str, list[float]] = {name: [] for name in engines}
-    pair = Ensemble([net, load_network(args.ckpt)])
-    exports = {q: Exported(work / q) for q in ("float32", "int8")}
-    translators = {
-        "nmt": lambda batch: translate_full(net, batch, args.beam, attention=False),
-        "nmt, ensemble of two": lambda batch: translate_full(pair, batch, args.beam, attention=False),
-        "ctranslate2 float32": lambda batch: exports["float32"].translate(batch, args.beam),
-        "ctranslate2 int8": lambda batch: exports["int8"].translate(batch, args.beam),
-    }
-    with torch.inference_mode():
-        for translate in translators.values():
-            translate(lines[:32])  # warm-up
-        for _ in range(args.rounds):
-            for name, translate in translators.items():
-                start = time.perf_counter()
-                translate(lines)
-                steady[name].append(time.perf_counter() - start)
+    for _ in range(args.rounds):
+        for name in engines:
+            child = [sys.executable, __file__, "--child", name, "--ckpt", str(args.ckpt), "--source", str(src),
+                     "--beam", str(args.beam), "--out", str(work)]  # fmt: skip
+            steady[name].append(float(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
 
     result = {"ckpt": str(args.ckpt), "lines": len(lines), "beam": args.beam, "rounds": args.rounds,
               "torch_threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
-              "date": time.strftime("%Y-%m-%d"), "engines": {}}  # fmt: skip
+              "date": time.strftime("%Y-%m-%d"), "greedy_lines_equal_ctranslate2_float32": greedy_equal,
+              "engines": {}}  # fmt: skip
     print(f"\n{len(lines)} sentences, beam {args.beam}, {args.rounds} rounds alternating (median, range)")
     for name in engines:
         row = {"whole_process_s": whole[name], "steady_s": steady[name]}
@@ -107,6 +132,7 @@ def main() -> None:
               f"{max(whole[name]):.2f})  steady {statistics.median(steady[name]):6.2f} s  "
               f"{len(lines) / statistics.median(steady[name]):6.1f} sentences/s{bleu}  "
               f"{row['lines_equal_to_nmt']}/{len(lines)} lines as nmt's")  # fmt: skip
+    print(f"greedy search: {greedy_equal}/{len(lines)} lines of CTranslate2 float32 equal to nmt's")
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 
