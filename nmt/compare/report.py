@@ -104,9 +104,11 @@ def gradient_figure(report: dict) -> Figure:
 
 def reliability_figure(reliability: dict[str, dict[str, list[dict]]]) -> Figure:
     names = list(reliability)
-    fig = Figure(figsize=(3.2 * len(names), 3.4), dpi=110)
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.2 * cols, 3.3 * rows), dpi=110)
     for k, name in enumerate(names):
-        ax = fig.add_subplot(1, len(names), k + 1)
+        ax = fig.add_subplot(rows, cols, k + 1)
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
         for kind, bins in reliability[name].items():
             used = [b for b in bins if b["count"]]
@@ -116,8 +118,9 @@ def reliability_figure(reliability: dict[str, dict[str, list[dict]]]) -> Figure:
         ax.set_ylim(0, 1)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("confidence", fontsize=8)
-        if k == 0:
+        if k % cols == 0:
             ax.set_ylabel("accuracy", fontsize=8)
+        if k == 0:
             ax.legend(fontsize=7, loc="upper left")
         ax.tick_params(labelsize=7)
     fig.tight_layout()
