@@ -28,7 +28,8 @@ QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16
 
 
 def _numpy(tensor) -> np.ndarray:
-    return tensor.detach().float().cpu().numpy()
+    # A copy: the converter quantizes its arrays in place, and a view would quantize the network itself.
+    return tensor.detach().float().cpu().numpy().copy()
 
 
 def _linear(spec, module) -> None:
@@ -131,11 +132,13 @@ class Exported:
     Args:
         folder: a folder written by :func:`export_ctranslate2`.
         device: ``cpu`` or ``cuda``.
-        threads: CPU threads (0: CTranslate2's default).
+        threads: CPU threads (0: as many as PyTorch uses, ``torch.get_num_threads()``, which follows
+            ``OMP_NUM_THREADS``; CTranslate2's own default of 4 oversubscribes a 2-core machine).
     """
 
     def __init__(self, folder: str | Path, device: str = "cpu", threads: int = 0):
         import ctranslate2
+        import torch
 
         from nmt.data.tokenizer import Tokenizer
 
@@ -145,6 +148,7 @@ class Exported:
         self.settings = json.loads((folder / "nmt.json").read_text())
         src, tgt = (folder / "source.spm").read_bytes(), (folder / "target.spm").read_bytes()
         self.tokenizer = Tokenizer(src, tgt, src == tgt)
+        threads = threads or torch.get_num_threads()
         self.translator = ctranslate2.Translator(str(folder), device=device, intra_threads=threads)
 
     def translate(self, lines: list[str], beam: int = 1, nbest: int = 1, length_penalty: float | None = None,

@@ -10,7 +10,7 @@ import torch
 
 from nmt.compare import measures
 from nmt.compare.probe import gradient_by_distance
-from nmt.compare.report import COLUMNS
+from nmt.compare.report import COLUMNS, table_rows
 from nmt.networks import GRUNet
 from tests.conftest import checkpoint, run_nmt
 
@@ -133,10 +133,18 @@ def test_compare_checkpoints_writes_a_consistent_report(tiny_runs, tiny_corpus, 
         for heading, text in zip(header[1:], row[1:]):
             key = next(k for k, h in COLUMNS if h == heading)
             value = data[key]
-            expected = "no attention" if value is None and key == "aer" else "-" if value is None else (
-                f"{value:,}" if isinstance(value, int) else str(value))  # fmt: skip
+            expected = ("no attention" if row[0] == "gru" else "no gold alignments") if value is None and key == "aer" \
+                else "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)  # fmt: skip
             assert text == expected, (row[0], key)
     assert re.search(r"\| transformer \| TransformerNet \|", (tmp_path / "report.md").read_text())
+
+
+def test_aer_cell_says_why_it_is_empty():
+    rows = table_rows({"models": {"gru": {"attention": False, "aer": None},
+                                  "luong": {"attention": True, "aer": None},
+                                  "bahdanau": {"attention": True, "aer": 0.25}}})  # fmt: skip
+    aer = [h for _, h in COLUMNS].index("AER") + 1
+    assert [r[aer] for r in rows] == ["no attention", "no gold alignments", "0.25"]
 
 
 def test_compare_trains_each_model_once(tiny_corpus, tmp_path):

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 
 from tests.conftest import checkpoint, run_nmt
 from tests.test_robustness import assert_clean_error
@@ -58,6 +59,16 @@ def test_int8_export_and_what_cannot_be_exported(tiny_runs, tiny_corpus, tmp_pat
     assert_clean_error(gru, "CTranslate2 has no specification for a GRUNet")
     sampled = run_nmt("translate", "--engine", "ctranslate2", "--ckpt", str(tmp_path / "i8"), "--sample", stdin="a\n")
     assert_clean_error(sampled, "--engine ctranslate2 does not take --sample")
+
+
+def test_exporting_leaves_the_network_as_it_was(tiny_runs, tmp_path):
+    from nmt.checkpoint import load_network
+    from nmt.export import export_ctranslate2
+
+    net = load_network(checkpoint(tiny_runs["transformer"]))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    export_ctranslate2(net, tmp_path / "i8", "int8")  # the converter quantizes its own copies, not the weights
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
 # ---------------------------------------------------------------------------------- serve

@@ -83,6 +83,7 @@ def evaluate(net: Seq2SeqNet, test: TestSet, beam: int = 5, bucket_width: int = 
         "chrf_greedy": round(greedy_scores["chrf"], 2),
         "sentences_per_s": round(len(test.sources) / seconds, 1),
         "bleu_by_source_length": measures.bleu_by_bucket(test.sources, hyps, test.references, bucket_width),
+        "attention": has_attention,
         "aer": aer,
         "aer_sentences": aligned,
         "ece": round(teacher.ece, 4),

@@ -44,16 +44,19 @@ EXPLAINED = {
 }
 
 
-def cell(key: str, value) -> str:
+def cell(key: str, row: dict) -> str:
+    value = row.get(key)
+    if value is None and key == "aer":
+        return "no gold alignments" if row.get("attention") else "no attention"
     if value is None:
-        return "no attention" if key == "aer" else "-"
+        return "-"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
 def table_rows(report: dict) -> list[list[str]]:
-    return [[name] + [cell(key, row.get(key)) for key, _ in COLUMNS] for name, row in report["models"].items()]
+    return [[name] + [cell(key, row) for key, _ in COLUMNS] for name, row in report["models"].items()]
 
 
 def caption(name: str) -> str:
