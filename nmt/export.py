@@ -153,6 +153,9 @@ class Exported:
 
     def translate(self, lines: list[str], beam: int = 1, nbest: int = 1, length_penalty: float | None = None,
                   max_tokens: int = 4096, prefixes: list[str] | None = None) -> list[list]:  # fmt: skip
+        import torch
+
+        from nmt import search
         from nmt.data.corpus import normalize
         from nmt.translation import Translation
 
@@ -165,15 +168,23 @@ class Exported:
         target_prefix = None if prefixes is None else [tok.tgt.encode(normalize(prefixes[i]), out_type=str) or None
                                                         for i in todo]  # fmt: skip
         alpha = s["length_penalty"] if length_penalty is None else length_penalty
+        # CTranslate2 divides a hypothesis's log-probability by length ** alpha, nmt by GNMT's
+        # ((5 + length) / 6) ** alpha: ask for raw sums of all the beam's finished hypotheses and rank
+        # them as nmt's search does.
         results = self.translator.translate_batch(
             sources, target_prefix, max_batch_size=max_tokens, batch_type="tokens", beam_size=beam,
-            num_hypotheses=nbest, length_penalty=alpha if beam > 1 else 0.0, return_scores=True,
+            num_hypotheses=beam, length_penalty=0.0, return_scores=True,
             max_decoding_length=max(limits, default=1) + 1, min_decoding_length=0, max_input_length=0,
             suppress_sequences=[["<pad>"], ["<s>"]],  # as nmt's search: never padding or BOS
         ) if sources else []  # fmt: skip
         out: list[list] = [[] for _ in lines]
         for i, cap, result in zip(todo, limits, results):
+            ranked = []
             for pieces, score in zip(result.hypotheses, result.scores):
                 pieces = pieces[:cap]  # nmt ends an output at its length limit
+                penalty = search.length_penalty(torch.tensor(len(pieces) + 1), alpha if beam > 1 else 0.0)  # + EOS
+                ranked.append((score / penalty.item(), pieces))
+            ranked.sort(key=lambda hyp: -hyp[0])
+            for score, pieces in ranked[:nbest]:
                 out[i].append(Translation(tok.tgt.decode_pieces(pieces), float(score), pieces, [], None))
         return out

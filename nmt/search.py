@@ -12,11 +12,12 @@ Length penalty (Wu et al. 2016, GNMT): a finished hypothesis y is ranked by
 (1.0 by default) offsets that and favours longer outputs as it grows; ``alpha < 0`` favours
 shorter ones still.
 
-Stopping: only EOS candidates that rank among the top ``beam`` of a step are finished
-(fairseq's rule); a sentence is done once it holds ``nbest`` finished hypotheses and the best
-open one, normalised at its current length, scores below the worst of them (Hugging Face's
-``early_stopping=False`` rule). Every hypothesis ends at ``max_len_a * source_length +
-max_len_b`` tokens. With ``beam=1`` this is exactly greedy search.
+Stopping (fairseq's and CTranslate2's rule): only EOS candidates that rank among the top ``beam``
+of a step are finished, and a sentence is done once it holds ``beam`` finished hypotheses; the
+``nbest`` best of them are its result. (Stopping as soon as the best open hypothesis, normalised at
+its current length, falls below the finished ones is a search error when ``alpha > 0``: a longer
+hypothesis divides by a larger penalty and can still overtake them.) Every hypothesis ends at
+``max_len_a * source_length + max_len_b`` tokens. With ``beam=1`` this is exactly greedy search.
 """
 
 from __future__ import annotations
@@ -261,10 +262,11 @@ def beam_search(
     alive_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
     alive_tok_scores = torch.zeros(B, K, steps, device=device)
     alive_attn: torch.Tensor | None = None
-    fin_tokens = torch.full((B, nbest, steps), PAD_ID, dtype=torch.long, device=device)
-    fin_tok_scores = torch.zeros(B, nbest, steps, device=device)
+    # The K best finished hypotheses of each sentence, best first; the search of a sentence ends when it holds K.
+    fin_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
+    fin_tok_scores = torch.zeros(B, K, steps, device=device)
     fin_attn: torch.Tensor | None = None
-    fin_scores = torch.full((B, nbest), NEG_INF, device=device)
+    fin_scores = torch.full((B, K), NEG_INF, device=device)
     prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
     first_limit = int(limit.min())  # no sentence is at its length limit before this step
 
@@ -298,7 +300,7 @@ def beam_search(
         if attn is not None:
             if alive_attn is None:
                 alive_attn = torch.zeros(b, K, steps, S, device=device)
-                fin_attn = torch.zeros(b, nbest, steps, S, device=device)
+                fin_attn = torch.zeros(b, K, steps, S, device=device)
                 out_attn = torch.zeros(B, nbest, steps, S, device=device)
             cand_attn = _extend(alive_attn, flat, t, attn.float().view(b, K, S)[rows[:, None], cand_beam])
 
@@ -307,7 +309,7 @@ def beam_search(
         finishing = is_eos & (torch.arange(cand_tok.size(1), device=device) < K) & (cand_scores > NEG_INF)
         normed = cand_scores / length_penalty(torch.full_like(cand_scores, t + 1), alpha)
         pool = torch.cat([fin_scores, normed.masked_fill(~finishing, NEG_INF)], dim=1)
-        fin_scores, pick = pool.topk(nbest, dim=1)
+        fin_scores, pick = pool.topk(K, dim=1)
         fin_tokens = torch.cat([fin_tokens, cand_tokens], 1).gather(1, pick[..., None].expand(-1, -1, steps))
         fin_tok_scores = torch.cat([fin_tok_scores, cand_tok_scores], 1).gather(
             1, pick[..., None].expand(-1, -1, steps)
@@ -326,15 +328,13 @@ def beam_search(
         prev = alive_tokens[:, :, t].reshape(-1)
         parents = (rows[:, None] * K + cand_beam.gather(1, keep)).view(-1)  # (b*K,) rows of the state
 
-        best_open = scores[:, 0] / length_penalty(torch.full_like(scores[:, 0], t + 1), alpha)
-        done = (fin_scores[:, -1] > NEG_INF) & (best_open < fin_scores[:, -1])
-        done |= scores[:, 0] == NEG_INF  # nothing open is left
-        if bool(done.any()):  # done sentences hand in their results and leave the batch
-            out_tokens[ids[done]] = fin_tokens[done]
-            out_tok_scores[ids[done]] = fin_tok_scores[done]
-            out_scores[ids[done]] = fin_scores[done]
+        done = (fin_scores[:, -1] > NEG_INF) | (scores[:, 0] == NEG_INF)  # K finished, or nothing open is left
+        if bool(done.any()):  # done sentences hand in their nbest best and leave the batch
+            out_tokens[ids[done]] = fin_tokens[done, :nbest]
+            out_tok_scores[ids[done]] = fin_tok_scores[done, :nbest]
+            out_scores[ids[done]] = fin_scores[done, :nbest]
             if out_attn is not None:
-                out_attn[ids[done]] = fin_attn[done]
+                out_attn[ids[done]] = fin_attn[done, :nbest]
             if bool(done.all()):
                 break
             going = ~done

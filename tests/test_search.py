@@ -1,3 +1,6 @@
+import math
+from dataclasses import dataclass
+
 import pytest
 import torch
 
@@ -5,6 +8,7 @@ from nmt import search
 from nmt.data.batching import Batch, pad
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.networks import BahdanauNet, GRUNet, LuongNet, TransformerNet
+from nmt.networks.state import DecoderState, row_field
 
 SOURCES = [[5, 6, 7, 8, 9, EOS_ID], [10, 11, EOS_ID], [12, 13, 14, EOS_ID]]
 COMMON = dict(src_vocab_size=24, tgt_vocab_size=24, dropout=0.0, max_len_a=1.0, max_len_b=4)
@@ -111,3 +115,39 @@ def test_nbest_larger_than_beam_is_rejected(model):
     src, mask = encode(SOURCES)
     with pytest.raises(ValueError, match="nbest"):
         search.beam_search(model, src, mask, beam=2, nbest=3)
+
+
+@dataclass(kw_only=True)
+class _Rows(DecoderState):
+    dummy: torch.Tensor = row_field()
+
+
+class _Scripted:
+    """A stand-in network whose next-token distribution depends only on the previous token: from BOS,
+    EOS (p = e^-1) just beats token 4 (e^-1.1); after token 4, EOS is almost certain (e^-0.05)."""
+
+    V = 8
+
+    def encode(self, src, src_mask, attention):
+        return _Rows(dummy=torch.zeros(src.size(0), 1))
+
+    def decode_step(self, prev, state):
+        probs = torch.full((prev.size(0), self.V), 1e-6)
+        probs[:, EOS_ID] = 1.0
+        from_bos = prev == BOS_ID
+        probs[from_bos, EOS_ID], probs[from_bos, 4] = math.exp(-1.0), math.exp(-1.1)
+        probs[prev == 4, EOS_ID] = math.exp(-0.05)
+        return probs.log(), state, None
+
+
+def test_beam_search_does_not_stop_while_a_longer_hypothesis_can_still_win():
+    # Empty output: -1.0 / lp(1) = -1.0. "4": (-1.1 - 0.05) / lp(2) = -0.986 with alpha 1, so it wins,
+    # although at step 1 its open score (-1.1) was below the finished one: stopping there was a search error.
+    src = torch.tensor([[5, EOS_ID]])
+    best = search.beam_search(_Scripted(), src, src != PAD_ID, beam=2, nbest=1, alpha=1.0, attention=False)
+    assert best.token_lists() == [[4]] and abs(float(best.score[0, 0]) + 1.15 / (7 / 6)) < 1e-4
+    hyps = search.beam_search(_Scripted(), src, src != PAD_ID, beam=2, nbest=2, alpha=1.0, attention=False)
+    assert hyps.token_lists(0) == [[4]] and hyps.token_lists(1) == [[]]
+    assert torch.allclose(hyps.score[0], torch.tensor([-1.15 / (7 / 6), -1.0]), atol=1e-4)
+    raw = search.beam_search(_Scripted(), src, src != PAD_ID, beam=2, nbest=1, alpha=0.0, attention=False)
+    assert raw.token_lists() == [[]]  # ranked by raw log-probability, the empty output is best
