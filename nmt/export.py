@@ -132,8 +132,10 @@ class Exported:
     Args:
         folder: a folder written by :func:`export_ctranslate2`.
         device: ``cpu`` or ``cuda``.
-        threads: CPU threads (0: as many as PyTorch uses, ``torch.get_num_threads()``, which follows
-            ``OMP_NUM_THREADS``; CTranslate2's own default of 4 oversubscribes a 2-core machine).
+        threads: CPU cores to use (0: as many as PyTorch uses, ``torch.get_num_threads()``, which
+            follows ``OMP_NUM_THREADS``). On a CPU, CTranslate2 translates that many batches at once with
+            one thread each (``inter_threads``), its setting for throughput: threads that share one batch
+            wait on each other at every step (measured in docs/benchmarks.md).
     """
 
     def __init__(self, folder: str | Path, device: str = "cpu", threads: int = 0):
@@ -148,8 +150,11 @@ class Exported:
         self.settings = json.loads((folder / "nmt.json").read_text())
         src, tgt = (folder / "source.spm").read_bytes(), (folder / "target.spm").read_bytes()
         self.tokenizer = Tokenizer(src, tgt, src == tgt)
-        threads = threads or torch.get_num_threads()
-        self.translator = ctranslate2.Translator(str(folder), device=device, intra_threads=threads)
+        if device == "cpu":
+            cores = threads or torch.get_num_threads()
+            self.translator = ctranslate2.Translator(str(folder), device, inter_threads=cores, intra_threads=1)
+        else:
+            self.translator = ctranslate2.Translator(str(folder), device)
 
     def translate(self, lines: list[str], beam: int = 1, nbest: int = 1, length_penalty: float | None = None,
                   max_tokens: int = 4096, prefixes: list[str] | None = None) -> list[list]:  # fmt: skip
