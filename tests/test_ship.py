@@ -46,6 +46,24 @@ def test_the_export_translates_as_nmt_does(tiny_runs, tiny_corpus, exported, tmp
     assert prefixed.returncode == 0 and prefixed.stdout.startswith("Am Sonntag")
 
 
+def test_length_limits_from_the_command_line_for_both_engines(tiny_runs, tiny_corpus, exported):
+    source = str(tiny_corpus / "test.en")
+    ckpt = str(checkpoint(tiny_runs["transformer"]))
+    outputs = {}
+    for engine in (["--ckpt", ckpt], ["--engine", "ctranslate2", "--ckpt", str(exported)]):
+        for beam in ("1", "3"):
+            result = run_nmt("translate", *engine, "-i", source, "--beam", beam, "--max-len-a", "0", "--max-len-b",
+                             "2", "--format", "jsonl")  # fmt: skip
+            assert result.returncode == 0, result.stderr[-2000:]
+            records = [json.loads(line) for line in result.stdout.splitlines()]
+            assert len(records) == 24 and all(len(r["hypotheses"][0]["tokens"]) <= 2 for r in records)
+            assert max(len(r["hypotheses"][0]["tokens"]) for r in records) == 2  # cut there, not shorter by chance
+            outputs[engine[0], beam] = [r["hypotheses"][0]["text"] for r in records]
+    assert outputs["--ckpt", "1"] == outputs["--engine", "1"]  # greedy: the same output
+    assert_clean_error(run_nmt("translate", "--ckpt", ckpt, "--max-len-a", "-1", stdin="a\n"),
+                       "--max-len-a and --max-len-b must be 0 or more")  # fmt: skip
+
+
 def test_int8_export_and_what_cannot_be_exported(tiny_runs, tiny_corpus, tmp_path):
     result = run_nmt("export", "--ckpt", str(checkpoint(tiny_runs["transformer"])), "--out", str(tmp_path / "i8"),
                      "--quantization", "int8")  # fmt: skip

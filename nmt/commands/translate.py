@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per input (<= beam); text: N lines each")
     p.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha (default: the model's, 1.0)")
     p.add_argument("--max-tokens", type=int, default=4096, help="source tokens per batch")
+    p.add_argument("--max-len-a", type=float, default=None,
+                   help="outputs end after a * source length + b subwords; a (default: the model's, 1.5)")  # fmt: skip
+    p.add_argument("--max-len-b", type=int, default=None, help="b of --max-len-a (default: the model's, 10)")
     p.add_argument("--scores", action="store_true", help="text format: add a TAB column with the score")
     p.add_argument("--alignments", action="store_true", help="add src-tgt subword alignments from attention")
     p.add_argument("--format", choices=["text", "jsonl"], default="text", help="jsonl: one JSON object a line")
@@ -100,6 +103,8 @@ def check_options(args: argparse.Namespace) -> None:
         if unsupported:
             raise NmtError(f"--engine ctranslate2 does not take {unsupported[0]} (the export fixes the weights' type: "
                            "nmt export --quantization); use --engine nmt.")  # fmt: skip
+    if (args.max_len_a is not None and args.max_len_a < 0) or (args.max_len_b is not None and args.max_len_b < 0):
+        raise NmtError("--max-len-a and --max-len-b must be 0 or more (outputs end after a * source length + b).")
     if args.max_tokens < 1:
         raise NmtError(f"--max-tokens must be a positive number of source tokens per batch, got {args.max_tokens}.")
 
@@ -132,6 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     # torch's and the model's objects live as long as the process: moving them out of the garbage
     # collector's reach keeps its full collections (tens of ms each, during decoding) cheap.
     gc.freeze()
+    limits = {k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None}
+    if args.engine == "nmt":  # in place of the network's own limits, or of the export's
+        vars(model).update(limits)
+    else:
+        model.settings.update(limits)
     lines = read_input(args.input)
     prefixes = None
     if args.prefix:
