@@ -39,11 +39,16 @@ FIT = ["--config", str(REPO / "configs/transformer.yaml"), "--model.net.d_model"
        "false", "--samples.num_sentences", "0"]  # fmt: skip
 
 
-def pss_kib(pid: int) -> int:
+def pss_kib(pid: int) -> dict[str, int]:
+    """This process's proportional set size in KiB: ``pss`` in all, ``anon`` of it private or copied memory
+    (heap, tensors), ``file`` of it mapped files (libraries, the store), shared pages counted in part."""
+    fields = {"Pss:": "pss", "Pss_Anon:": "anon", "Pss_File:": "file"}
+    out = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
+        name = line.split()[0]
+        if name in fields:
+            out[fields[name]] = int(line.split()[1])
+    return out
 
 
 class Probe(Callback):
@@ -114,10 +119,12 @@ def main() -> None:
     one = fit(corpus, cache, args.vocab_size, args.work, "one")[0]
     result["cached_start_to_first_batch_s"] = one["first_batch_s"]
     result["training_peak_rss_mib"] = one["peak_rss_kib"] / 1024
-    result["one_process_pss_mib"] = one["pss_kib"] / 1024
+    result["one_process_pss_mib"] = one["pss_kib"]["pss"] / 1024
+    result["one_process_pss_anon_file_mib"] = [one["pss_kib"].get(k, 0) / 1024 for k in ("anon", "file")]
     ddp = fit(corpus, cache, args.vocab_size, args.work, "ddp", "--trainer.accelerator", "cpu",
               "--trainer.devices", "2", "--trainer.strategy", "ddp")  # fmt: skip
-    result["two_ranks_pss_mib"] = sum(r["pss_kib"] for r in ddp) / 1024
+    result["two_ranks_pss_mib"] = sum(r["pss_kib"]["pss"] for r in ddp) / 1024
+    result["two_ranks_pss_anon_file_mib"] = [sum(r["pss_kib"].get(k, 0) for r in ddp) / 1024 for k in ("anon", "file")]
     result["two_ranks_over_one"] = result["two_ranks_pss_mib"] / result["one_process_pss_mib"]
 
     from nmt.data.datamodule import TranslationDataModule
@@ -140,6 +147,8 @@ def main() -> None:
             ("peak RSS of a training process", f"{result['training_peak_rss_mib']:,.0f} MiB"),
             ("PSS of one process / two DDP ranks", f"{result['one_process_pss_mib']:,.0f} / "
              f"{result['two_ranks_pss_mib']:,.0f} MiB ({result['two_ranks_over_one']:.2f}x)"),
+            ("  of which anonymous (heap) / mapped files", "{:,.0f} + {:,.0f} / {:,.0f} + {:,.0f} MiB".format(
+                *result["one_process_pss_anon_file_mib"], *result["two_ranks_pss_anon_file_mib"])),
             ("loader", f"{result['loader_batches_per_s']:,.0f} batches/s")]  # fmt: skip
     print(f"\n{args.pairs:,} pairs, {result['cores']} cores")
     for name, value in rows:
