@@ -37,7 +37,8 @@ EXPLAINED = {
     "(Bahdanau et al. 2015, figure 2).",
     "gradient_by_distance.png": "How much the last output word depends on each source word: the norm of the "
     "gradient of its log-probability with respect to the word's embedding, by distance from the end of the source "
-    "(log scale). A recurrent encoder's gradient fades with distance; attention gives every word a short path.",
+    "(log scale). Through a recurrent encoder alone it can fade with distance (the Elman cell's vanishing gradient); "
+    "attention gives every word a short path, and the curve then shows which words the last output depends on.",
     "reliability.png": "Reliability diagrams: accuracy against confidence in equal-width bins, under teacher forcing "
     "(was the most probable token the reference's?) and for beam-search output (does the token match the "
     "reference in an edit-distance alignment?). The diagonal is perfect calibration.",
