@@ -120,6 +120,11 @@ def export_ctranslate2(net: Seq2SeqNet, out: Path, quantization: str | None = No
     return out
 
 
+# CTranslate2's own length penalty in beam search: not 0, which changes when its search stops, and too small
+# to change its ranking before nmt's replaces it.
+OWN_PENALTY = 1e-6
+
+
 def limit(source_tokens: int, max_len_a: float, max_len_b: int) -> int:
     """nmt's output length limit for a source of ``source_tokens`` (EOS included): a * length + b."""
     return max(int(math.floor(source_tokens * max_len_a + max_len_b)), 1)
@@ -174,21 +179,29 @@ class Exported:
                                                         for i in todo]  # fmt: skip
         alpha = s["length_penalty"] if length_penalty is None else length_penalty
         # CTranslate2 divides a hypothesis's log-probability by length ** alpha, nmt by GNMT's
-        # ((5 + length) / 6) ** alpha: ask for raw sums of all the beam's finished hypotheses and rank
-        # them as nmt's search does.
+        # ((5 + length) / 6) ** alpha. CTranslate2 gets a negligible penalty of its own, undone below (with
+        # none at all it also waits for its best beam to finish, and searches longer than nmt), and all
+        # the beam's finished hypotheses are ranked as nmt's search ranks them.
+        own = OWN_PENALTY if beam > 1 else 0.0
         results = self.translator.translate_batch(
             sources, target_prefix, max_batch_size=max_tokens, batch_type="tokens", beam_size=beam,
-            num_hypotheses=beam, length_penalty=0.0, return_scores=True,
+            num_hypotheses=beam, length_penalty=own, return_scores=True,
             max_decoding_length=max(limits, default=1) + 1, min_decoding_length=0, max_input_length=0,
             suppress_sequences=[["<pad>"], ["<s>"]],  # as nmt's search: never padding or BOS
         ) if sources else []  # fmt: skip
         out: list[list] = [[] for _ in lines]
-        for i, cap, result in zip(todo, limits, results):
+        for i, source, cap, result in zip(todo, sources, limits, results):
             ranked = []
             for pieces, score in zip(result.hypotheses, result.scores):
+                # The log-probability: 0 ** penalty made an empty output's -inf, so score that one again.
+                raw = (
+                    score * len(pieces) ** own
+                    if pieces
+                    else sum(self.translator.score_batch([source], [[]])[0].log_probs)
+                )
                 pieces = pieces[:cap]  # nmt ends an output at its length limit
                 penalty = search.length_penalty(torch.tensor(len(pieces) + 1), alpha if beam > 1 else 0.0)  # + EOS
-                ranked.append((score / penalty.item(), pieces))
+                ranked.append((raw / penalty.item(), pieces))
             ranked.sort(key=lambda hyp: -hyp[0])
             for score, pieces in ranked[:nbest]:
                 out[i].append(Translation(tok.tgt.decode_pieces(pieces), float(score), pieces, [], None))

@@ -36,10 +36,10 @@ def test_the_export_translates_as_nmt_does(tiny_runs, tiny_corpus, exported, tmp
         theirs = run_nmt("translate", "--engine", "ctranslate2", "--ckpt", str(exported), "-i", source, *options)
         assert ours.returncode == theirs.returncode == 0, theirs.stderr[-2000:]
         assert len(theirs.stdout.splitlines()) == len(ours.stdout.splitlines())
-        step = 2 if "--nbest" in options else 1  # the best of each line's hypotheses (the others may differ)
-        pairs = list(zip(ours.stdout.splitlines()[::step], theirs.stdout.splitlines()[::step]))
-        same = sum(a == b for a, b in pairs)
-        assert same == len(pairs) if options[1] == "1" else same >= 0.9 * len(pairs), (options, same, len(pairs))
+        # The same search, line for line; of an n-best list the best (this untrained model runs into the
+        # length limit, where the others may differ: see docs/deploy.md).
+        step = 2 if "--nbest" in options else 1
+        assert theirs.stdout.splitlines()[::step] == ours.stdout.splitlines()[::step], options
     (tmp_path / "p").write_text("Am Sonntag\n" + "\n" * 23, encoding="utf-8")
     prefixed = run_nmt("translate", "--engine", "ctranslate2", "--ckpt", str(exported), "-i", source, "--prefix",
                        str(tmp_path / "p"))  # fmt: skip
