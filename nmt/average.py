@@ -9,40 +9,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nmt.checkpoint import checked, read_checkpoint
+from nmt.checkpoint import Checkpoint
 from nmt.errors import NmtError
+from nmt.networks import loading
 
 
 def average(paths: list[str | Path], other_runs: bool = False) -> dict:
     """The averaged checkpoint of ``paths``; checkpoints of different training runs only with ``other_runs``."""
     if not paths:
         raise NmtError("Give at least one checkpoint to average.")
-    first = checked(read_checkpoint(paths[0]), paths[0])
-    total = {k: v.double() if v.is_floating_point() else v for k, v in first["state_dict"].items()}
-    runs = {first["nmt"].get("run")}
+    first = Checkpoint.read(paths[0])
+    net = loading.build(first.network)
+    first.check_fits(net)
+    total = {k: v.double() if v.is_floating_point() else v for k, v in first.state_dict.items()}
+    runs = {first.run}
     for path in paths[1:]:
-        ckpt = checked(read_checkpoint(path), path)
-        weights = ckpt["state_dict"]
-        same_shapes = weights.keys() == total.keys() and all(weights[k].shape == total[k].shape for k in total)
-        if ckpt["nmt"]["tokenizer"] != first["nmt"]["tokenizer"] or not same_shapes:
-            raise NmtError(
-                f"{path} is not from the same model and vocabulary as {paths[0]}; average one run at a time."
-            )
-        runs.add(ckpt["nmt"].get("run"))
+        ckpt = Checkpoint.read(path)
+        ckpt.check_fits(net)
+        if ckpt.tokenizer != first.tokenizer:
+            raise NmtError(f"{path} was trained with another vocabulary than {paths[0]}; average one run at a time.")
+        runs.add(ckpt.run)
         if len(runs) > 1 and not other_runs:
             raise NmtError(
                 f"{path} and {paths[0]} come from different training runs; averaging the weights of separately "
                 "trained models rarely gives a working model. Average the checkpoints of one run, or pass --force."
             )
-        for k, v in weights.items():
+        for k, v in ckpt.state_dict.items():
             if v.is_floating_point():
                 total[k] += v.double()
-    state = {k: (v / len(paths)).to(first["state_dict"][k].dtype) if v.is_floating_point() else v
+    state = {k: (v / len(paths)).to(first.state_dict[k].dtype) if v.is_floating_point() else v
              for k, v in total.items()}  # fmt: skip
-    keep = ("nmt", "hyper_parameters", "epoch", "global_step", "pytorch-lightning_version")
-    out = {k: first[k] for k in keep if k in first}
-    out["state_dict"] = state
-    out["nmt"] = {**first["nmt"], "averaged_from": [str(p) for p in paths]}
-    if len(runs) > 1:
-        out["nmt"]["run"] = None
-    return out
+    note = {"averaged_from": [str(p) for p in paths], **({"run": None} if len(runs) > 1 else {})}
+    return first.with_weights(state, **note)

@@ -3,7 +3,7 @@
 At every step each member scores the next token and the ensemble takes the average of their
 log-probabilities (a geometric mean of the members' distributions, as Marian and Sockeye offer;
 fairseq averages probabilities instead). Any mix of architectures works, as long as the members
-share the tokenizer: the search sees one network with the same interface.
+share the tokenizer (the loader checks it): the search sees one model with the networks' interface.
 """
 
 from __future__ import annotations
@@ -35,23 +35,23 @@ class EnsembleState(DecoderState):
         return EnsembleState(states=[s.reorder(index) for s in self.states], group=self.group)
 
 
-class Ensemble(Seq2SeqNet):
-    """Networks that share a tokenizer, decoding together; the first one's search defaults apply.
+class Ensemble(nn.Module):
+    """Networks trained with one tokenizer, decoding together; the first one's search defaults apply.
 
     Args:
-        members: the networks (e.g. from :func:`nmt.checkpoint.load_network`).
+        members: the networks (e.g. from :func:`nmt.networks.loading.load`).
     """
 
     def __init__(self, members: list[Seq2SeqNet]):
+        super().__init__()
         first = members[0]
-        digests = {m.tokenizer.digest() for m in members}
-        if len(digests) > 1:
-            raise ValueError("the checkpoints were trained with different vocabularies; an ensemble needs one")
-        super().__init__(first.src_vocab_size, first.tgt_vocab_size, first.max_len_a, first.max_len_b,
-                         first.length_penalty)  # fmt: skip
         self.members = nn.ModuleList(members)
-        self.tokenizer = first.tokenizer
+        self.max_len_a, self.max_len_b, self.length_penalty = first.max_len_a, first.max_len_b, first.length_penalty
         self.max_source_positions = min(m.max_source_positions for m in members)
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """The average of the members' log-probabilities under teacher forcing (B, T, V)."""

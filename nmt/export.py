@@ -1,9 +1,13 @@
-"""Export a Transformer checkpoint to CTranslate2, and translate with the export.
+"""The CTranslate2 export folder: writing it from a Transformer, and checking it before use.
 
 CTranslate2 (the inference engine behind OpenNMT and OPUS-MT deployments) runs the same
 computation in optimised C++, with int8 weights if asked. The export writes, into one folder,
 the CTranslate2 model (``model.bin``, ``config.json``, the vocabularies), nmt's SentencePiece
-models and ``nmt.json`` (the search defaults), so the folder alone translates.
+models and ``nmt.json`` (the search defaults, and the size and checksum of each file, so that
+:func:`open_export` can tell a damaged or mixed-up folder), so the folder alone translates
+(:mod:`nmt.engines.ctranslate2`). The folder is written under a temporary name and renamed when
+complete; an existing folder is replaced only if it is an earlier export (or with ``force``), and
+never if it holds the checkpoint being exported.
 
 The mapping, layer by layer (``TransformerSpec``): nmt's separate query and key/value projections
 are fused into CTranslate2's QKV (self-attention) or KV (cross-attention) weights; pre- or
@@ -14,13 +18,16 @@ as it is (CTranslate2's built-in one lays out sine and cosine differently), from
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
+from nmt.files import atomic_folder
 from nmt.networks.base import Seq2SeqNet
 from nmt.networks.transformer import TransformerNet
 
@@ -58,7 +65,7 @@ def _ffn(spec, block, norm) -> None:
     _linear(spec.linear_1, block[-1])
 
 
-def transformer_spec(net: TransformerNet):
+def transformer_spec(net: TransformerNet, tok: Tokenizer):
     """The ``ctranslate2.specs.TransformerSpec`` of ``net``, weights set."""
     import ctranslate2
 
@@ -86,7 +93,6 @@ def transformer_spec(net: TransformerNet):
         _norm(spec.encoder.layer_norm, encoder.norm)
         _norm(spec.decoder.layer_norm, decoder.norm)
     _linear(spec.decoder.projection, net.output)
-    tok = net.tokenizer
     spec.register_source_vocabulary([tok.src.id_to_piece(i) for i in range(tok.src_vocab_size)])
     spec.register_target_vocabulary([tok.tgt.id_to_piece(i) for i in range(tok.tgt_vocab_size)])
     spec.config.add_source_eos = True  # nmt's sources end with EOS; the decoder starts from BOS (<s>)
@@ -94,10 +100,48 @@ def transformer_spec(net: TransformerNet):
     return spec
 
 
-def export_ctranslate2(net: Seq2SeqNet, out: Path, quantization: str | None = None) -> Path:
-    """Write ``net`` as a CTranslate2 model folder (with the tokenizer and search defaults) into ``out``."""
+REQUIRED = ("model.bin", "config.json", "source.spm", "target.spm")
+
+
+def _record(path: Path, checksum: bool) -> dict:
+    record = {"bytes": path.stat().st_size}
+    if checksum:
+        record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return record
+
+
+def _write(spec, net: Seq2SeqNet, tok: Tokenizer, folder: Path, quantization: str | None) -> None:
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    spec.save(str(folder))
+    (folder / "source.spm").write_bytes(tok.src_model)
+    (folder / "target.spm").write_bytes(tok.tgt_model)
+    settings = {"max_len_a": net.max_len_a, "max_len_b": net.max_len_b, "length_penalty": net.length_penalty,
+                "max_positions": net.max_source_positions, "quantization": quantization or "float32",
+                "files": {p.name: _record(p, p.name != "model.bin") for p in sorted(folder.iterdir())}}  # fmt: skip
+    (folder / "nmt.json").write_text(json.dumps(settings, indent=2))
+
+
+def check_destination(out: Path, force: bool = False, keep: list[Path] = ()) -> None:
+    """Refuse an ``out`` that would lose data: a file, a folder of other files (unless ``force``), or a folder
+    holding one of ``keep`` (the checkpoint being exported), even with ``force``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NmtError(f"--out {out} is a file; give the name of a folder to write the export into.")
+    for path in keep:
+        if Path(path).resolve().is_relative_to(out.resolve()):
+            raise NmtError(f"--out {out} holds {path}, the checkpoint being exported; write the export elsewhere, "
+                           f"e.g. --out {out.parent / (out.name + '-ct2')}.")  # fmt: skip
+    if out.is_dir() and any(out.iterdir()) and not (out / "nmt.json").is_file() and not force:
+        raise NmtError(f"--out {out} is a folder that holds other files (not an earlier export); nmt export "
+                       "replaces its --out folder whole. Choose a new folder, or add --force.")  # fmt: skip
+
+
+def export_ctranslate2(net: Seq2SeqNet, tok: Tokenizer, out: Path, quantization: str | None = None) -> Path:
+    """Write ``net`` as a CTranslate2 model folder (with the tokenizer and search defaults) into ``out``,
+    replacing what is there only once the new folder is complete (see :func:`check_destination` first)."""
     try:
-        import ctranslate2
+        import ctranslate2  # noqa: F401  (the specs below need it)
     except ImportError:
         raise NmtError("nmt export needs CTranslate2: pip install 'nmt[export]' (or ctranslate2).") from None
     if not isinstance(net, TransformerNet):
@@ -105,104 +149,46 @@ def export_ctranslate2(net: Seq2SeqNet, out: Path, quantization: str | None = No
             f"CTranslate2 has no specification for a {type(net).__name__}: only the Transformer exports "
             "(recurrent networks translate with nmt translate)."
         )
-
-    class _Converter(ctranslate2.converters.Converter):
-        def _load(self):
-            return transformer_spec(net)
-
-    _Converter().convert(str(out), quantization=quantization, force=True)
-    tok = net.tokenizer
-    (out / "source.spm").write_bytes(tok.src_model)
-    (out / "target.spm").write_bytes(tok.tgt_model)
-    settings = {"max_len_a": net.max_len_a, "max_len_b": net.max_len_b, "length_penalty": net.length_penalty,
-                "max_positions": net.max_source_positions, "quantization": quantization or "float32"}  # fmt: skip
-    (out / "nmt.json").write_text(json.dumps(settings, indent=2))
-    return out
+    spec = transformer_spec(net, tok)
+    atomic_folder(Path(out), lambda folder: _write(spec, net, tok, folder, quantization), replace=True)
+    return Path(out)
 
 
-# CTranslate2's own length penalty in beam search: not 0, which changes when its search stops, and too small
-# to change its ranking before nmt's replaces it.
-OWN_PENALTY = 1e-6
+@dataclass
+class ExportFolder:
+    """An export, checked: its search settings and its tokenizer."""
+
+    folder: Path
+    settings: dict
+    tokenizer: Tokenizer
 
 
-def limit(source_tokens: int, max_len_a: float, max_len_b: int) -> int:
-    """nmt's output length limit for a source of ``source_tokens`` (EOS included): a * length + b."""
-    return max(int(math.floor(source_tokens * max_len_a + max_len_b)), 1)
-
-
-class Exported:
-    """A CTranslate2 export, translating as :func:`nmt.translation.translate_full` does (the same
-    batching by tokens, length limits, prefixes and output type).
-
-    Args:
-        folder: a folder written by :func:`export_ctranslate2`.
-        device: ``cpu`` or ``cuda``.
-        threads: CPU cores to use (0: as many as PyTorch uses, ``torch.get_num_threads()``, which
-            follows ``OMP_NUM_THREADS``). On a CPU, CTranslate2 translates that many batches at once with
-            one thread each (``inter_threads``), its setting for throughput: threads that share one batch
-            wait on each other at every step (measured in docs/benchmarks.md).
-    """
-
-    def __init__(self, folder: str | Path, device: str = "cpu", threads: int = 0):
-        import ctranslate2
-        import torch
-
-        from nmt.data.tokenizer import Tokenizer
-
-        folder = Path(folder)
-        if not (folder / "nmt.json").is_file():
-            raise NmtError(f"{folder} is not an export of nmt (no nmt.json); write one with nmt export.")
-        self.settings = json.loads((folder / "nmt.json").read_text())
-        src, tgt = (folder / "source.spm").read_bytes(), (folder / "target.spm").read_bytes()
-        self.tokenizer = Tokenizer(src, tgt, src == tgt)
-        if device == "cpu":
-            cores = threads or torch.get_num_threads()
-            self.translator = ctranslate2.Translator(str(folder), device, inter_threads=cores, intra_threads=1)
-        else:
-            self.translator = ctranslate2.Translator(str(folder), device)
-
-    def translate(self, lines: list[str], beam: int = 1, nbest: int = 1, length_penalty: float | None = None,
-                  max_tokens: int = 4096, prefixes: list[str] | None = None) -> list[list]:  # fmt: skip
-        import torch
-
-        from nmt import search
-        from nmt.data.corpus import normalize
-        from nmt.translation import Translation
-
-        s = self.settings
-        tok = self.tokenizer
-        texts = [normalize(line) for line in lines]
-        todo = [i for i, text in enumerate(texts) if text]
-        sources = [tok.src.encode(texts[i], out_type=str)[: s["max_positions"] - 1] for i in todo]
-        limits = [limit(len(source) + 1, s["max_len_a"], s["max_len_b"]) for source in sources]
-        target_prefix = None if prefixes is None else [tok.tgt.encode(normalize(prefixes[i]), out_type=str) or None
-                                                        for i in todo]  # fmt: skip
-        alpha = s["length_penalty"] if length_penalty is None else length_penalty
-        # CTranslate2 divides a hypothesis's log-probability by length ** alpha, nmt by GNMT's
-        # ((5 + length) / 6) ** alpha. CTranslate2 gets a negligible penalty of its own, undone below (with
-        # none at all it also waits for its best beam to finish, and searches longer than nmt), and all
-        # the beam's finished hypotheses are ranked as nmt's search ranks them.
-        own = OWN_PENALTY if beam > 1 else 0.0
-        results = self.translator.translate_batch(
-            sources, target_prefix, max_batch_size=max_tokens, batch_type="tokens", beam_size=beam,
-            num_hypotheses=beam, length_penalty=own, return_scores=True,
-            max_decoding_length=max(limits, default=1) + 1, min_decoding_length=0, max_input_length=0,
-            suppress_sequences=[["<pad>"], ["<s>"]],  # as nmt's search: never padding or BOS
-        ) if sources else []  # fmt: skip
-        out: list[list] = [[] for _ in lines]
-        for i, source, cap, result in zip(todo, sources, limits, results):
-            ranked = []
-            for pieces, score in zip(result.hypotheses, result.scores):
-                # The log-probability: 0 ** penalty made an empty output's -inf, so score that one again.
-                raw = (
-                    score * len(pieces) ** own
-                    if pieces
-                    else sum(self.translator.score_batch([source], [[]])[0].log_probs)
-                )
-                pieces = pieces[:cap]  # nmt ends an output at its length limit
-                penalty = search.length_penalty(torch.tensor(len(pieces) + 1), alpha if beam > 1 else 0.0)  # + EOS
-                ranked.append((raw / penalty.item(), pieces))
-            ranked.sort(key=lambda hyp: -hyp[0])
-            for score, pieces in ranked[:nbest]:
-                out[i].append(Translation(tok.tgt.decode_pieces(pieces), float(score), pieces, [], None))
-        return out
+def open_export(folder: str | Path) -> ExportFolder:
+    """Check an export folder against its ``nmt.json`` (every file there, whole, and the tokenizer the export
+    was written with) and read it; one sentence naming what is wrong otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NmtError(f"--engine ctranslate2 takes the folder written by nmt export as --ckpt, not {folder}.")
+    if not (folder / "nmt.json").is_file():
+        raise NmtError(f"{folder} is not an export of nmt (no nmt.json); write one with nmt export.")
+    try:
+        settings = json.loads((folder / "nmt.json").read_text())
+        expected = settings["files"]
+        int(settings["max_positions"])
+    except (ValueError, KeyError, TypeError):
+        raise NmtError(f"{folder}/nmt.json is damaged or from an older nmt; export the checkpoint again.") from None
+    for name in sorted({*REQUIRED, *expected}):
+        path = folder / name
+        if not path.is_file():
+            raise NmtError(f"{folder} lacks {name}: the export is incomplete; export the checkpoint again.")
+        record = _record(path, "sha256" in expected.get(name, {}))
+        if record != expected.get(name):
+            what = "is cut short or changed" if record["bytes"] != expected.get(name, {}).get("bytes") else \
+                "belongs to another model (its checksum differs)"  # fmt: skip
+            raise NmtError(f"{path} {what} since the export was written; export the checkpoint again.")
+    src, tgt = (folder / "source.spm").read_bytes(), (folder / "target.spm").read_bytes()
+    try:
+        tokenizer = Tokenizer(src, tgt, src == tgt)
+    except RuntimeError:
+        raise NmtError(f"{folder}: source.spm or target.spm is not a SentencePiece model.") from None
+    return ExportFolder(folder, settings, tokenizer)

@@ -4,27 +4,37 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import torch
 
 from nmt.errors import NmtError
 
 
-def cpu_lacks_bf16_matmul() -> bool:
-    """True on an x86 CPU with neither avx512_bf16 nor AMX, where bfloat16 matrix multiplies are
-    emulated: about half the speed of float32 (72 against ~140 GFLOP/s for the benchmark model's
-    shapes, measured by limiting oneDNN to ``ONEDNN_MAX_CPU_ISA=AVX512_CORE``). False where unknown."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The instruction-set flags the (Linux) kernel reports for the first CPU, or None where it reports none."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+def cpu_lacks_bf16_matmul(flags: set[str] | None = None) -> bool:
+    """True on an x86 CPU with neither avx512_bf16 nor AMX, where bfloat16 matrix multiplies are emulated
+    (about half the speed of float32; docs/benchmarks.md). False where unknown (not Linux, not x86)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False  # ARM's bf16 extensions are not what these checks look for
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if any(check is None for check in checks):
-        return False
-    return not any(check() for check in checks)
+    flags = cpu_flags() if flags is None else flags
+    return flags is not None and not flags & {"avx512_bf16", "amx_bf16", "amx_tile"}
 
 
 # oneDNN (bfloat16 matrix multiplies on CPU) keeps a compiled kernel for every matrix shape it meets, up to
-# 1,024 by default, and token-budget batches come in many shapes: over 200 bf16 training steps of the
-# benchmark Transformer peak memory grew to 2.9 GiB with the default and 2.2 GiB with 64, at the same speed.
+# 1,024 by default, and token-budget batches come in many shapes: 64 bounds the memory at the same speed
+# (docs/benchmarks.md).
 ONEDNN_CACHE_CAPACITY = 64
 
 
@@ -44,8 +54,11 @@ def autocast(device_type: str, precision: str) -> torch.autocast:
     return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
 
 
-def parse_device(name: str, option: str = "--device") -> torch.device:
-    """``torch.device(name)``, refusing with a clear message a name that is no device or a GPU this machine lacks."""
+def parse_device(name: str | None, option: str = "--device") -> torch.device:
+    """``torch.device(name)`` (None: ``cuda`` if there is a GPU, else ``cpu``), refusing with a clear message a
+    name that is no device or a GPU this machine lacks."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:

@@ -27,9 +27,8 @@ from nmt.callbacks import (
     PredictionWriter,
     ResumeState,
     TranslationSamples,
-    check_checkpoint,
 )
-from nmt.checkpoint import checked, load_weights, read_checkpoint
+from nmt.checkpoint import Checkpoint
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
 from nmt.system import Seq2SeqSystem
@@ -111,17 +110,17 @@ class NmtCLI(LightningCLI):
             if path:
                 raise NmtError("--init_from starts a new training from a checkpoint's weights and --ckpt_path resumes "
                                "a run: give one of them.")  # fmt: skip
-            checked(read_checkpoint(init), init)
+            Checkpoint.read(init)
             if not config["data"].get("tokenizer"):
                 config["data"]["tokenizer"] = init  # encode the new corpus with the checkpoint's SentencePiece
         if not path or path in SPECIAL_CKPT_PATHS:
             return
-        theirs = checked(read_checkpoint(path), path)["hyper_parameters"]["net"]["class_path"]
-        ours = config["model"]["net"]["class_path"]
-        if theirs.rsplit(".", 1)[-1] != ours.rsplit(".", 1)[-1]:
+        theirs = Checkpoint.read(path).network_name
+        ours = config["model"]["net"]["class_path"].rsplit(".", 1)[-1]
+        if theirs != ours:
             log.warning(
                 "%s holds a %s: nmt %s uses it with its own network settings, not the config's %s.",
-                path, theirs.rsplit(".", 1)[-1], subcommand, ours.rsplit(".", 1)[-1],
+                path, theirs, subcommand, ours,
             )  # fmt: skip
 
     def before_instantiate_classes(self) -> None:
@@ -160,13 +159,15 @@ class NmtCLI(LightningCLI):
                 "e.g. --ckpt_path RUN/checkpoints/best.ckpt"
             )
         if path and path not in SPECIAL_CKPT_PATHS:
-            check_checkpoint(path, self.model)
+            Checkpoint.read(path).check_fits(self.model.net)
 
     def before_fit(self) -> None:
         self._check_ckpt_path()
         init = self.config["fit"].get("init_from")
         if init:
-            step = load_weights(init, self.model.net)
+            start = Checkpoint.read(init)
+            start.fit_into(self.model.net)
+            step = start.step
             log.info(
                 "starting from the weights of %s (step %d); optimizer, schedule and steps start afresh", init, step
             )

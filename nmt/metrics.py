@@ -7,7 +7,8 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 METRICS = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
 
 
-def score(hyps: list[str], refs: list[str], names: tuple[str, ...] = ("bleu", "chrf")) -> dict[str, float | str]:
+def corpus_scores(hyps: list[str], refs: list[str], names: tuple[str, ...] = ("bleu", "chrf"),
+                  ) -> dict[str, float | str]:  # fmt: skip
     """``{"bleu": 41.2, "bleu_signature": "nrefs:1|case:mixed|...", ...}`` over the whole corpus.
 
     BLEU is a corpus statistic: call this once on every hypothesis, never average per batch.

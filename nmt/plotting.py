@@ -32,20 +32,3 @@ def attention_figure(attention: list[list[float]], src_tokens: list[str], tgt_to
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
     fig.tight_layout()
     return fig
-
-
-def translation_figure(model, text: str, beam: int = 1) -> tuple[Figure, str]:
-    """Translate ``text`` and plot the attention behind it. -> (figure, translation)."""
-    from nmt.translation import translate_full
-
-    hyps = translate_full(model, [text], beam=beam)[0]
-    if not hyps:
-        raise ValueError("nothing to translate: the text is empty")
-    best = hyps[0]
-    if best.attention is None:
-        raise ValueError(f"{type(model).__name__} has no attention to plot (it encodes the source into one vector)")
-    tok = model.tokenizer
-    src_ids = tok.encode_src([text])[0][: len(best.attention[0])]
-    src_tokens = tok.src_pieces(src_ids)
-    tgt_tokens = best.tokens + ["</s>"]
-    return attention_figure(best.attention, src_tokens, tgt_tokens[: len(best.attention)], best.text), best.text

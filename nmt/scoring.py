@@ -1,4 +1,4 @@
-"""Teacher forcing through the search interface, and ``nmt score``'s log-probabilities of given targets.
+"""Teacher forcing through the search interface, and the log-probabilities of given targets (``nmt score``).
 
 Decoding a given target one step at a time with ``encode``/``decode_step`` (rather than ``forward``)
 is the computation the search does, so a hypothesis scores here exactly what the search gave it.
@@ -45,15 +45,10 @@ def teacher_forcing(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
         yield ForcedBatch(rows, t[:, 1:], torch.stack(log_probs, 1), weights)
 
 
-def score(net: Seq2SeqNet, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
-    """The log-probability of each target token (and of EOS, last) given its source, per pair; the target
-    split into pieces as SentencePiece splits it."""
-    tok = net.tokenizer
-    return score_ids(net, tok.encode_src(sources), tok.encode_tgt(targets), max_tokens)
-
-
-def score_ids(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]], max_tokens: int = 4096) -> list[list[float]]:
-    """:func:`score` of ids: ``src`` ending with EOS, ``tgt`` BOS ... EOS."""
+def token_log_probs(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
+                    max_tokens: int = 4096) -> list[list[float]]:  # fmt: skip
+    """The log-probability of each target token (and of EOS, last) given its source, per pair: ``src`` ids
+    ending with EOS, ``tgt`` ids BOS ... EOS."""
     out: list[list[float]] = [[] for _ in src]
     for batch in teacher_forcing(net, src, tgt, max_tokens):
         picked = batch.log_probs.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1).cpu()

@@ -1,8 +1,9 @@
 """Greedy and batched beam search, written once for every model.
 
 A model provides ``encode(src, src_mask) -> state`` and ``decode_step(prev (R,), state) ->
-(log_probs (R, V), state, attention (R, S) | None)``; the state (:class:`~nmt.networks.state.DecoderState`)
-provides ``expand(beam)`` and ``reorder(index)``.
+(log_probs (R, V), state, attention (R, S) | None)``, and its search defaults (``max_len_a``,
+``max_len_b``, ``length_penalty``); the state (:class:`~nmt.networks.state.DecoderState`) provides
+``expand(beam)`` and ``reorder(index)``. The search sits above the networks and imports none of them.
 Nothing here asks which architecture it holds; the whole batch moves together (no Python
 loop over sentences).
 
@@ -58,9 +59,15 @@ class Hypotheses:
         return (self.tokens != PAD_ID).sum(-1)
 
 
+def length_limits(source_lengths: torch.Tensor, a: float, b: int) -> torch.Tensor:
+    """The most tokens (EOS included) an output may have: ``a * source_length + b`` (EOS counted in the
+    source), at least 1. The one rule every engine follows."""
+    return (source_lengths.float() * a + b).long().clamp(min=1)
+
+
 def max_lengths(src_mask: torch.Tensor, a: float, b: int) -> torch.Tensor:
-    """Output length limit per sentence, ``a * source_length + b`` (B,)."""
-    return (src_mask.sum(1).float() * a + b).long().clamp(min=1)
+    """:func:`length_limits` of a padded batch (B,)."""
+    return length_limits(src_mask.sum(1), a, b)
 
 
 def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -355,3 +362,32 @@ def beam_search(
         score=out_scores,
         attention=None if out_attn is None else out_attn[:, :, :length],
     )
+
+
+def decode_batch(
+    model,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    beam: int = 1,
+    nbest: int = 1,
+    alpha: float | None = None,
+    attention: bool = True,
+    prefix: torch.Tensor | None = None,
+    sampling: Sampling | None = None,
+    max_len_a: float | None = None,
+    max_len_b: int | None = None,
+) -> Hypotheses:
+    """Beam search (``beam=1``: greedy), or ``nbest`` samples with ``sampling``, of a padded batch.
+
+    The length limits and penalty are the model's own (``max_len_a``, ``max_len_b``,
+    ``length_penalty``) unless given. ``attention=False`` leaves the attention out of the result
+    (faster); ``prefix`` (B, P): target ids each output starts with (PAD-padded).
+    """
+    a = model.max_len_a if max_len_a is None else max_len_a
+    b = model.max_len_b if max_len_b is None else max_len_b
+    if sampling is not None:
+        return sample(model, src, src_mask, sampling, nbest, a, b, attention, prefix)
+    if beam == 1:
+        return greedy(model, src, src_mask, a, b, attention, prefix)
+    alpha = model.length_penalty if alpha is None else alpha
+    return beam_search(model, src, src_mask, beam, nbest, alpha, a, b, attention, prefix)

@@ -25,6 +25,19 @@ def can_skip_on_device(optimizer: torch.optim.Optimizer) -> bool:
     return fused and bool(optimizer.defaults.get("fused"))
 
 
+def skip_step_on_device(optimizer: torch.optim.Optimizer, flag: torch.Tensor | None) -> None:
+    """Hand ``flag`` (a 0/1 tensor on the device; 1: skip) to the optimizer's next ``step()``, or withdraw it (None).
+
+    PyTorch's fused Adam, AdamW and SGD read ``optimizer.found_inf`` in ``step()``: the handshake
+    ``torch.amp.GradScaler`` uses to skip a step on the device. It has no public spelling, so nmt
+    uses it here only; tests/test_step_guard.py fails loudly if a release stops honouring it.
+    """
+    if flag is not None:
+        optimizer.found_inf = flag
+    elif hasattr(optimizer, "found_inf"):
+        del optimizer.found_inf  # a later step outside the guard must not reuse the flag
+
+
 class StepGuard:
     def __init__(self, lr: float):
         self.lr = lr  # for the advice
@@ -37,7 +50,7 @@ class StepGuard:
         if not can_skip_on_device(optimizer):
             self._check(values.tolist(), step)  # waits for the device, raises before the step
             return
-        optimizer.found_inf = (~torch.isfinite(values)).any().float()  # 1: the fused step changes nothing
+        skip_step_on_device(optimizer, (~torch.isfinite(values)).any().float())  # 1: the step changes nothing
         self._armed = optimizer
         event = None
         if values.is_cuda:
@@ -49,8 +62,8 @@ class StepGuard:
         self._pending.append((values, event, step))
 
     def after_step(self) -> None:
-        if self._armed is not None and hasattr(self._armed, "found_inf"):
-            del self._armed.found_inf  # a later step outside the guard must not reuse the flag
+        if self._armed is not None:
+            skip_step_on_device(self._armed, None)
         self._armed = None
 
     def poll(self, wait: bool = False) -> None:

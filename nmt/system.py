@@ -19,8 +19,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
-from nmt import metrics
-from nmt.checkpoint import FORMAT
+from nmt import metrics, search
+from nmt.checkpoint import Checkpoint, stamp
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.errors import NmtError
@@ -67,6 +67,14 @@ def inverse_sqrt(warmup_steps: int):
     return factor
 
 
+def attached_trainer(module: L.LightningModule) -> L.Trainer | None:
+    """``module.trainer``, or None when no trainer holds the module (Lightning's public property raises then)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
+
+
 class Seq2SeqSystem(L.LightningModule):
     """Training and evaluation of a sequence-to-sequence network.
 
@@ -99,20 +107,12 @@ class Seq2SeqSystem(L.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net"] = net.config  # what builds the same network again (nmt.checkpoint.build_network)
         self.net = net
+        self.tokenizer: Tokenizer | None = None  # the data module's (setup), or the checkpoint's (on load)
         self._eval: dict[str, list] = {}
         self._compiled = torch.compile(net.forward, dynamic=True) if compile else None
         self._guard = StepGuard(lr)
         self._loss = torch.zeros(())
         self.run_id = uuid.uuid4().hex  # names the training run in its checkpoints (a resumed run keeps it)
-
-    # ---------------------------------------------- what translating needs, from the network
-    @property
-    def tokenizer(self) -> Tokenizer | None:
-        return self.net.tokenizer
-
-    @tokenizer.setter
-    def tokenizer(self, tokenizer: Tokenizer | None) -> None:
-        self.net.tokenizer = tokenizer
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
@@ -190,7 +190,8 @@ class Seq2SeqSystem(L.LightningModule):
         # Fused: one kernel for all tensors (CPU: 4x faster than foreach), and it can skip a step on the
         # device (StepGuard). Not with fp16's gradient scaler, which would then unscale inside the step,
         # after clipping.
-        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        trainer = attached_trainer(self)
+        precision = str(trainer.precision) if trainer is not None else "32-true"
         fused = self.device.type in ("cuda", "cpu") and precision != "16-mixed"
         opt = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas), fused=fused)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, inverse_sqrt(self.hparams.warmup_steps))
@@ -205,7 +206,7 @@ class Seq2SeqSystem(L.LightningModule):
     def _eval_step(self, batch: Batch, prefix: str) -> None:
         _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
         beam = self.hparams.val_beam if prefix == "val" else self.hparams.test_beam
-        hyps = self.net.translate_batch(batch.src, batch.src_mask, beam=beam, attention=False)
+        hyps = search.decode_batch(self.net, batch.src, batch.src_mask, beam=beam, attention=False)
         store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])
         store[0] += torch.stack([nll_sum.detach(), torch.tensor(float(batch.ntokens), device=self.device)])
         store[1].extend(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
@@ -217,15 +218,15 @@ class Seq2SeqSystem(L.LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[tuple[int, str]]:
-        hyps = self.net.translate_batch(batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
+        hyps = search.decode_batch(self.net, batch.src, batch.src_mask, beam=self.hparams.test_beam, attention=False)
         return list(zip(batch.index.tolist(), self.tokenizer.decode_tgt(hyps.token_lists())))
 
-    def _eval_epoch_end(self, prefix: str, split: str, names: tuple[str, ...]) -> dict:
+    def _eval_epoch_end(self, prefix: str, stage: str, names: tuple[str, ...]) -> dict:
         sums, pairs = self._eval.pop(prefix, [torch.zeros(2, device=self.device), []])
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
         pairs = gather_by_index(pairs)
-        refs = self.trainer.datamodule.references(split)
-        scores = metrics.score([h for _, h in pairs], [refs[i] for i, _ in pairs], names)
+        refs = self.trainer.datamodule.references(stage)
+        scores = metrics.corpus_scores([h for _, h in pairs], [refs[i] for i, _ in pairs], names)
         loss = sums[0] / sums[1].clamp(min=1)
         values = {f"{prefix}/{k}": v for k, v in scores.items() if not k.endswith("signature")}
         values.update({f"{prefix}/loss": loss, f"{prefix}/ppl": loss.exp()})
@@ -238,10 +239,10 @@ class Seq2SeqSystem(L.LightningModule):
         return scores
 
     def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val", self.trainer.datamodule.hparams.val_split, ("bleu", "chrf"))
+        self._eval_epoch_end("val", "validate", ("bleu", "chrf"))
 
     def on_test_epoch_end(self) -> None:
-        scores = self._eval_epoch_end("test", self.trainer.datamodule.hparams.test_split, ("bleu", "chrf", "ter"))
+        scores = self._eval_epoch_end("test", "test", ("bleu", "chrf", "ter"))
         if self.trainer.is_global_zero:
             for name in ("bleu", "chrf", "ter"):
                 print(f"test {name.upper()} = {scores[name]:.2f}  ({scores[name + '_signature']})")
@@ -249,16 +250,15 @@ class Seq2SeqSystem(L.LightningModule):
     # -------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # With the network's arguments in the hyperparameters, this makes a checkpoint self-contained.
-        tokenizer = self.tokenizer.to_dict() if self.tokenizer else None
-        checkpoint["nmt"] = {"format": FORMAT, "run": self.run_id, "tokenizer": tokenizer}
+        stamp(checkpoint, self.run_id, self.tokenizer.to_dict() if self.tokenizer else None)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.run_id = checkpoint.get("nmt", {}).get("run", self.run_id)
-        stored = checkpoint.get("nmt", {}).get("tokenizer")
-        if stored is None:
+        saved = Checkpoint(checkpoint)
+        self.run_id = saved.run or self.run_id
+        if saved.tokenizer is None:
             return
-        tokenizer = Tokenizer.from_dict(stored)
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        tokenizer = Tokenizer.from_dict(saved.tokenizer)
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
         ours = getattr(datamodule, "tokenizer", None)
         if ours is not None and ours.digest() != tokenizer.digest():
             raise NmtError(

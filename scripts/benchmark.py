@@ -2,6 +2,9 @@
 """Measure training and decoding speed of an nmt config on this machine; print a table, write JSON.
 
     python scripts/benchmark.py --config configs/bench/transformer_d256.yaml --device cpu --out bench.json
+    python scripts/benchmark.py --config configs/bench/transformer_base.yaml --precision bf16 --data.max_tokens 32768
+
+Options the script does not know are passed to ``nmt fit`` (``--data.max_tokens``, ``--model.*``).
 
 Training: target tokens per second (real, non-padding tokens) over ``--train-steps`` optimizer
 steps after ``--warmup-steps``, through the Lightning Trainer as ``nmt fit`` runs it (the config's
@@ -45,7 +48,8 @@ def bf16_peak_tflops(device_name: str) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
 
 
-def build(config_path: str, device: str, precision: str, compile_model: bool, warmup: int, steps: int, callback):
+def build(config_path: str, device: str, precision: str, compile_model: bool, warmup: int, steps: int, callback,
+          extra: list[str] = ()):  # fmt: skip
     """Data module, model and trainer exactly as ``nmt fit --config CONFIG`` builds them (the same vocabulary
     links and seed), with a trainer for timing only: no validation, checkpoints, logger or progress bar."""
     from nmt.lightning_cli import build_cli
@@ -57,7 +61,7 @@ def build(config_path: str, device: str, precision: str, compile_model: bool, wa
             "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", "--samples.num_sentences", "0",
             "--trainer.default_root_dir", tempfile.mkdtemp(prefix="nmt-bench-"),
-            "--model.compile", str(compile_model).lower()]  # fmt: skip
+            "--model.compile", str(compile_model).lower(), *extra]  # fmt: skip
     cli = build_cli(args, run=False, callbacks=[callback])
     return cli.datamodule, cli.model, cli.trainer
 
@@ -77,7 +81,10 @@ class _StepTimer:
                     _sync(device)
                     outer.start = time.perf_counter()
                     if profile_steps:
-                        outer.profiler = torch.profiler.profile(record_shapes=False)
+                        activities = [torch.profiler.ProfilerActivity.CPU]
+                        if device.startswith("cuda"):
+                            activities.append(torch.profiler.ProfilerActivity.CUDA)
+                        outer.profiler = torch.profiler.profile(activities=activities, record_shapes=False)
                         outer.profiler.start()
                 if trainer.global_step >= warmup:
                     outer.tokens += batch.ntokens
@@ -85,7 +92,8 @@ class _StepTimer:
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
                 if outer.profiler is not None and trainer.global_step == warmup + profile_steps:
                     outer.profiler.stop()
-                    outer.table = outer.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+                    where = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+                    outer.table = outer.profiler.key_averages().table(sort_by=where, row_limit=15)
                     outer.profiler = None
 
             def on_train_end(self, trainer, pl_module):
@@ -109,19 +117,18 @@ def train_speed(dm, model, trainer, timer: _StepTimer, device: str) -> dict:
     return result
 
 
-def decode_steady(model, lines, beam, max_tokens, precision="32") -> dict:
-    from nmt.hardware import autocast
-    from nmt.translation import translate
+def decode_steady(engine, lines, beam, max_tokens) -> dict:
+    from nmt.engines import DecodeOptions
 
-    model.eval()
-    with autocast(model.device.type, precision):
-        translate(model, lines[:32], beam=beam, max_tokens=max_tokens)  # warm-up
-        _sync(str(model.device))
-        start = time.perf_counter()
-        out = translate(model, lines, beam=beam, max_tokens=max_tokens)
-    _sync(str(model.device))
+    engine.net.eval()
+    options = DecodeOptions(beam=beam, max_tokens=max_tokens)
+    engine.translate(lines[:32], options)  # warm-up
+    _sync(str(engine.net.device))
+    start = time.perf_counter()
+    out = [hyps[0].text if hyps else "" for hyps in engine.translate(lines, options)]
+    _sync(str(engine.net.device))
     seconds = time.perf_counter() - start
-    ntok = sum(len(model.tokenizer.tgt.encode(o)) for o in out)
+    ntok = sum(len(engine.tokenizer.tgt.encode(o)) for o in out)
     return {"sentences_per_s": len(lines) / seconds, "tokens_per_s": ntok / seconds, "seconds": seconds}
 
 
@@ -170,16 +177,24 @@ def main() -> None:
         help="run torch.profiler over the first N timed steps and print its top operators",
     )
     parser.add_argument("--out", default="benchmark.json")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest are nmt fit options, e.g. --data.max_tokens 32768
     bound_onednn_kernel_cache()  # as `nmt fit` and `nmt translate` do
 
     timer = _StepTimer(args.warmup_steps, args.train_steps, args.device, min(args.profile, args.train_steps))
     dm, model, trainer = build(
-        args.config, args.device, args.precision, args.compile, args.warmup_steps, args.train_steps, timer.callback
+        args.config,
+        args.device,
+        args.precision,
+        args.compile,
+        args.warmup_steps,
+        args.train_steps,
+        timer.callback,
+        extra,
     )
     params = sum(p.numel() for p in model.parameters())
     result = {
         "config": args.config,
+        "fit_options": extra,
         "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
@@ -193,22 +208,22 @@ def main() -> None:
     result["train"] = train_speed(dm, model, trainer, timer, args.device)
     model.to(args.device)  # the Trainer may hand the model back on the CPU
 
-    lines = dm.text(dm.hparams.test_split).src[: args.decode_lines]
+    lines = dm.text("test").src[: args.decode_lines]
     result["decode"] = {}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src.txt"
         src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         ckpt = Path(tmp) / "model.ckpt"
-        if args.ckpt:
-            from nmt.checkpoint import load_network
+        from nmt.engines.native import NmtEngine
 
-            ckpt, net = Path(args.ckpt), load_network(args.ckpt, args.device)
+        if args.ckpt:
+            ckpt, engine = Path(args.ckpt), NmtEngine.load([args.ckpt], args.device, args.precision)
             result["decode_ckpt"] = args.ckpt
         else:
-            net = model.net
+            engine = NmtEngine(model.net, model.tokenizer, args.precision)
             trainer.save_checkpoint(ckpt)  # what nmt fit writes
         for beam in (1, 5):
-            steady = decode_steady(net, lines, beam, args.decode_max_tokens, args.precision)
+            steady = decode_steady(engine, lines, beam, args.decode_max_tokens)
             steady["process_seconds"] = decode_process(
                 ckpt, src, beam, args.device, args.decode_max_tokens, args.precision
             )

@@ -29,23 +29,18 @@ def steady_seconds(engine: str, ckpt: Path, source: Path, beam: int, work: Path)
     """Seconds one engine takes to translate ``source`` in this process, after a warm-up."""
     import torch
 
-    from nmt.checkpoint import load_network
-    from nmt.ensemble import Ensemble
-    from nmt.export import Exported
-    from nmt.translation import translate_full
+    from nmt.engines import DecodeOptions, open_engine
 
     lines = source.read_text(encoding="utf-8").splitlines()
     if engine.startswith("ctranslate2"):
-        exported = Exported(work / engine.split()[-1])
-        translate = lambda batch: exported.translate(batch, beam)  # noqa: E731
+        opened = open_engine("ctranslate2", [work / engine.split()[-1]], torch.device("cpu"))
     else:
-        nets = [load_network(ckpt) for _ in range(2 if "ensemble" in engine else 1)]
-        net = nets[0] if len(nets) == 1 else Ensemble(nets)
-        translate = lambda batch: translate_full(net, batch, beam, attention=False)  # noqa: E731
+        opened = open_engine("nmt", [ckpt] * (2 if "ensemble" in engine else 1), torch.device("cpu"))
+    options = DecodeOptions(beam=beam)
     with torch.inference_mode():
-        translate(lines[:32])
+        opened.translate(lines[:32], options)
         start = time.perf_counter()
-        translate(lines)
+        opened.translate(lines, options)
         return time.perf_counter() - start
 
 
@@ -67,10 +62,9 @@ def main() -> None:
     import sacrebleu
     import torch
 
-    from nmt.checkpoint import load_network
     from nmt.data import synthetic
+    from nmt.engines.native import NmtEngine
     from nmt.export import export_ctranslate2
-    from nmt.scoring import score
     from nmt.search import length_penalty
 
     work = Path(tempfile.mkdtemp(prefix="nmt-decode-bench-"))
@@ -81,9 +75,10 @@ def main() -> None:
     refs = args.reference.read_text(encoding="utf-8").splitlines()[: args.lines] if args.reference else None
     src = work / "src.txt"
     src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    net = load_network(args.ckpt)
+    ours = NmtEngine.load([args.ckpt])
     for quantization in ("float32", "int8"):
-        export_ctranslate2(net, work / quantization, None if quantization == "float32" else quantization)
+        export_ctranslate2(ours.net, ours.tokenizer, work / quantization,
+                           None if quantization == "float32" else quantization)  # fmt: skip
     engines = {
         "nmt": ["--ckpt", str(args.ckpt)],
         "nmt, ensemble of two": ["--ckpt", str(args.ckpt), str(args.ckpt)],
@@ -138,9 +133,9 @@ def main() -> None:
     # Where the float32 export's beam output differs, nmt's own length-normalised score of both outputs
     # tells a near tie (numerics of fused kernels decide it) from a search error.
     differ = [i for i, (a, b) in enumerate(zip(outputs["nmt"], outputs["ctranslate2 float32"])) if a != b]
-    scores = score(net, [lines[i] for i in differ] * 2,
-                   [outputs[e][i] for e in ("nmt", "ctranslate2 float32") for i in differ])  # fmt: skip
-    penalty = net.length_penalty
+    scores = ours.score([lines[i] for i in differ] * 2,
+                        [outputs[e][i] for e in ("nmt", "ctranslate2 float32") for i in differ])  # fmt: skip
+    penalty = ours.net.length_penalty
     mean = [sum(s) / length_penalty(torch.tensor(len(s)), penalty).item() for s in scores]
     result["float32_beam_differences"] = [
         {"line": i + 1, "nmt": outputs["nmt"][i], "ctranslate2": outputs["ctranslate2 float32"][i],

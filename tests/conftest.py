@@ -1,13 +1,17 @@
-"""Shared fixtures: a tiny generated corpus, an isolated cache, one tiny trained checkpoint."""
+"""Shared fixtures and helpers: a tiny generated corpus, an isolated cache, tiny trained runs, the real command."""
 
 from __future__ import annotations
 
+import csv
 import os
+import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from nmt.data import synthetic
 
@@ -102,3 +106,93 @@ def checkpoint(root: Path, name: str = "best.ckpt") -> Path:
     found = sorted(root.rglob(name))
     assert found, f"no {name} under {root}"
     return found[-1]
+
+
+def fit_args(tiny_runs, root, *extra):
+    return ["fit", *tiny_runs.args("transformer"), "--trainer.default_root_dir", str(root), *extra]
+
+
+def state_dict(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_clean_error(result, *phrases):
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr[-3000:]
+
+
+def metrics(root):
+    rows = list(csv.DictReader(next(root.rglob("metrics.csv")).open()))
+    return rows
+
+
+def free_port() -> int:
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+LINES = ["On Monday, Anna saw two dogs.", "The book costs five euros.", "", "Peter was born on May 1, 1990."]
+
+
+STDIN = "".join(line + "\n" for line in LINES)
+
+
+def losses(root) -> list[float]:
+    rows = csv.DictReader(next(root.rglob("metrics.csv")).open())
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+def load(path):
+    """The nmt engine of one checkpoint (its network and tokenizer), as nmt translate opens it."""
+    from nmt.engines.native import NmtEngine
+
+    return NmtEngine.load([path])
+
+
+def translate(engine, lines: list[str], beam: int = 1, max_tokens: int = 4096) -> list[str]:
+    """The best translation of each line ("" for an empty one)."""
+    from nmt.engines import DecodeOptions
+
+    options = DecodeOptions(beam, max_tokens=max_tokens)
+    return [hyps[0].text if hyps else "" for hyps in engine.translate(lines, options)]
+
+
+def together(fn, calls: list[tuple]) -> list:
+    """``fn(*args)`` for every ``args`` of ``calls`` at once, each in a thread of its own; the results in order
+    (an exception in any call is raised here)."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda args: fn(*args), calls))
+
+
+TINY_TRANSFORMER = dict(d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1)
+
+
+def tiny_system(vocab_size: int = 20, net_args: dict | None = None, **system_args):
+    """A tiny Transformer system, built as the command line builds one."""
+    from nmt.networks import TransformerNet
+    from nmt.system import Seq2SeqSystem
+
+    net = TransformerNet(
+        src_vocab_size=vocab_size, tgt_vocab_size=vocab_size, **{**TINY_TRANSFORMER, **(net_args or {})}
+    )
+    return Seq2SeqSystem(net, **system_args)
+
+
+def train_losses(model, batch, steps: int, lr: float, smoothing: float = 0.0) -> list[float]:
+    """Train ``model`` on one :class:`~nmt.data.batching.Batch` with Adam; the per-token loss after each step."""
+    from nmt.system import label_smoothed_nll
+
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, _ = label_smoothed_nll(model(batch), batch.tgt_out, smoothing)
+        (loss / batch.ntokens).backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item() / batch.ntokens)
+    return losses

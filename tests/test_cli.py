@@ -7,10 +7,8 @@ import sys
 
 import torch
 
-from nmt.checkpoint import load_network
 from nmt.networks.transformer import TransformerNet
-from nmt.translation import translate
-from tests.conftest import REPO, checkpoint, run_nmt
+from tests.conftest import REPO, checkpoint, load, run_nmt, translate
 
 
 def test_fit_writes_self_contained_checkpoints(tiny_run):
@@ -38,7 +36,7 @@ def test_translate_one_line_out_per_line_in(tiny_run, tiny_corpus):
     out = result.stdout.split("\n")[:-1]
     assert len(out) == 6 and out[1] == ""
     # the same model in-process gives the same text, whatever the batching
-    model = load_network(checkpoint(tiny_run))
+    model = load(checkpoint(tiny_run))
     assert translate(model, lines[:1])[0] == out[0]
     assert translate(model, [lines[0], lines[1]], max_tokens=8) == [out[0], out[2]]
     assert translate(model, [""]) == [""]
@@ -57,9 +55,9 @@ def test_translate_loads_the_network_without_lightning(tiny_run, tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
-    model = load_network(checkpoint(tiny_run))
-    assert isinstance(model, TransformerNet) and not model.training
-    assert model.tokenizer is not None and model.max_len_a == 1.5
+    model = load(checkpoint(tiny_run))
+    assert isinstance(model.net, TransformerNet) and not model.net.training
+    assert model.tokenizer is not None and model.net.max_len_a == 1.5
     assert out.read_text(encoding="utf-8") == translate(model, [src.read_text().strip()], beam=2)[0] + "\n"
 
 
@@ -86,7 +84,7 @@ def test_predict_writes_the_test_split_translations_in_order(tiny_runs, tiny_cor
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"wrote 24 translations of test to {out}" in result.stderr
     lines = (tiny_corpus / "test.en").read_text(encoding="utf-8").splitlines()
-    model = load_network(checkpoint(root))
+    model = load(checkpoint(root))
     hyps = out.read_text(encoding="utf-8").splitlines()
     test_beam = torch.load(checkpoint(root), weights_only=True)["hyper_parameters"]["test_beam"]
     assert test_beam == 5 and hyps == translate(model, lines, beam=test_beam)
@@ -100,6 +98,8 @@ def test_predict_writes_the_test_split_translations_in_order(tiny_runs, tiny_cor
 def test_misaligned_corpus_fails_fast_without_traceback(tmp_path):
     (tmp_path / "train.de").write_text("".join(f"satz {i}\n" for i in range(10)), encoding="utf-8")
     (tmp_path / "train.en").write_text("".join(f"sentence {i}\n" for i in range(9)), encoding="utf-8")
+    for lang in ("de", "en"):
+        (tmp_path / f"val.{lang}").write_text("a\n", encoding="utf-8")
     result = run_nmt("fit", "--data.data_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path / "r"))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -1,7 +1,11 @@
 """nmt compare: its measures against hand-computed values, and the report end to end."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
 
 import numpy as np
@@ -12,7 +16,7 @@ from nmt.compare import measures
 from nmt.compare.probe import gradient_by_distance
 from nmt.compare.report import COLUMNS, table_rows
 from nmt.networks import GRUNet
-from tests.conftest import checkpoint, run_nmt
+from tests.conftest import REPO, checkpoint, run_nmt
 
 
 # ------------------------------------------------------------------------------ measures
@@ -157,7 +161,7 @@ def test_compare_trains_each_model_once(tiny_corpus, tmp_path):
     assert list(report["models"]) == ["gru", "gru-rnn"] and report["models"]["gru-rnn"]["steps"] == 2
     recorded = (tmp_path / "runs" / "gru-rnn" / "fit.json").read_text()
     assert '"--model.net.cell", "rnn"' in recorded
-    again = run_nmt(*args)
+    again = run_nmt(*args, "--force")  # the report is redone; the model is not trained again
     assert again.returncode == 0 and "training gru" not in again.stderr  # already trained: evaluated only
     assert (tmp_path / "runs" / "gru-rnn" / "fit.json").read_text() == recorded
     bad = run_nmt("compare", "--out", str(tmp_path), "--modles", "gru")
@@ -178,3 +182,34 @@ def test_compare_logs_the_table_and_figures_to_wandb(tiny_runs, tiny_corpus, tmp
     assert table["columns"][:3] == ["model", "network", "parameters"]
     assert [row[0] for row in table["data"]] == ["gru", "transformer"]
     assert {p.name.split("_")[0] for p in (media / "images" / "compare").glob("*.png")} >= {"bleu", "reliability"}
+
+
+def test_the_model_configs_ship_with_the_package(tmp_path):
+    """A plain install (a wheel, no source tree) holds configs/, where nmt compare finds its models from any folder."""
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO), "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr[-2000:]
+    site = tmp_path / "site"
+    with zipfile.ZipFile(next(tmp_path.glob("nmt-*.whl"))) as archive:
+        archive.extractall(site)
+    code = (
+        "from nmt.commands.compare import CONFIGS, MODELS; "
+        "print(CONFIGS, all((CONFIGS / f'{m}.yaml').is_file() for m in MODELS))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(site)}, timeout=120)  # fmt: skip
+    assert found.stdout.split() == [str(site / "nmt" / "configs"), "True"], found.stderr[-2000:]
+
+
+def test_the_default_length_groups_fit_the_test_set():
+    short = ["w " * n for n in range(3, 21) for _ in range(60)]  # 3 to 20 words, as the embedded corpus
+    assert measures.default_width(short) == 6  # 10 gives two groups, 7 to 9 three, 6 the first four
+    assert sorted(set(measures.length_buckets(short, 6))) == ["1-6", "13-18", "19-24", "7-12"]
+    assert measures.default_width(["w"] * 30) == 10  # too small for four groups: the widest of the best
+
+
+def test_a_report_already_in_out_is_not_replaced_without_force(tmp_path):
+    (tmp_path / "report.json").write_text("{}")
+    result = run_nmt("compare", "--out", str(tmp_path), "--ckpts", str(tmp_path / "none.ckpt"))
+    assert result.returncode == 2 and "already holds a report" in result.stderr and "--force" in result.stderr
+    assert (tmp_path / "report.json").read_text() == "{}"

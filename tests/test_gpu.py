@@ -1,4 +1,4 @@
-"""Issue 5 on a GPU: mixed precision training and the benchmark's GPU figures.
+"""On a GPU: mixed precision training and the benchmark's GPU figures.
 
 Skipped without a CUDA device (CI has none: ``.ci/run`` hides every GPU).
 """
@@ -11,8 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO, run_nmt
-from tests.test_scale import metrics
+from tests.conftest import REPO, metrics, run_nmt
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

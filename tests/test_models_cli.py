@@ -126,3 +126,21 @@ def test_jsonl_alignments_and_precision(tiny_run, tmp_path):
     assert len(columns) == 3 and all("-" in pair for pair in columns[2].split())
     bad = run_nmt("translate", "--ckpt", str(checkpoint(tiny_run)), "--output", "/proc/nope/hyp.txt", stdin=stdin)
     assert bad.returncode == 2 and "Cannot write /proc/nope/hyp.txt" in bad.stderr
+
+
+def test_fit_keeps_the_checkpoints_that_average_reads(tiny_runs, tmp_path):
+    """The README's recipe: --last_checkpoint.keep_every N writes stepNNNNNNN.ckpt beside last.ckpt."""
+    import torch
+
+    run = run_nmt("fit", *tiny_runs.args("transformer"), "--last_checkpoint.keep_every", "4",
+                  "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    kept = sorted((tmp_path / "checkpoints").glob("step*.ckpt"))
+    assert [p.name for p in kept] == ["step0000004.ckpt", "step0000008.ckpt", "step0000012.ckpt"]
+    result = run_nmt("average", "--ckpts", *map(str, kept), "--out", str(tmp_path / "avg.ckpt"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    key = "net.encoder.layers.0.ff.0.weight"
+    weights = [torch.load(p, weights_only=True)["state_dict"][key] for p in kept]
+    assert torch.allclose(torch.load(tmp_path / "avg.ckpt", weights_only=True)["state_dict"][key], sum(weights) / 3)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"][key]
+    assert torch.equal(weights[-1], last)  # the step-12 copy holds the final weights

@@ -18,7 +18,7 @@ def test_multi30k_reads_all_splits_de_en():
         and len(dm.datasets["val"]) == 1014
         and len(dm.datasets["test_2016_flickr"]) == 1000
     )
-    assert dm.text("val").tgt[0].startswith("A group of men")
+    assert dm.text("validate").tgt[0].startswith("A group of men")
     assert dm.tokenizer.src_vocab_size == 8000
 
 

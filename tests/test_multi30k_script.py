@@ -6,8 +6,7 @@ import sys
 
 import sacrebleu
 
-from nmt.checkpoint import load_network
-from tests.conftest import MODEL_ARGS, REPO
+from tests.conftest import MODEL_ARGS, REPO, load
 
 TINY_FIT = [
     *MODEL_ARGS["transformer"][2:],  # tiny sizes, without --config
@@ -27,8 +26,8 @@ def test_sweep_scores_the_best_checkpoint_and_resumes(tiny_corpus, tmp_path):
     assert len(hyp) == len(ref) == 24
     assert result["bleu"] == round(sacrebleu.corpus_bleu(hyp, [ref]).score, 2)
     assert result["steps"] == 4 and result["direction"] == "en-de"
-    model = load_network(tmp_path / "transformer.en-de" / "checkpoints" / "best.ckpt")
-    assert result["parameters"] == sum(p.numel() for p in model.parameters())  # tied embeddings counted once
+    model = load(tmp_path / "transformer.en-de" / "checkpoints" / "best.ckpt")
+    assert result["parameters"] == sum(p.numel() for p in model.net.parameters())  # tied embeddings counted once
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "| transformer | en-de |" in (tmp_path / "results.md").read_text()
     assert result["length_penalty"] == 1.0 and result["val_bleu_by_checkpoint"] == {}

@@ -4,7 +4,7 @@ import torch
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import BOS_ID, EOS_ID
 from nmt.networks import BahdanauNet, GRUNet, LuongNet
-from tests.helpers import train_losses
+from tests.conftest import train_losses
 
 PAIRS = [(0, [5, 6, 7, 8, EOS_ID], [BOS_ID, 9, 10, 11, EOS_ID]), (1, [5, 12, EOS_ID], [BOS_ID, 13, EOS_ID])]
 SMALL = dict(src_vocab_size=30, tgt_vocab_size=30, emb_size=8, hidden_size=12, dropout=0.0)

@@ -83,8 +83,8 @@ def test_translation_does_not_depend_on_the_batch(model):
 def test_search_without_attention_finds_the_same_translations(model, beam):
     src, mask = encode(SOURCES)
     net = model
-    full = net.translate_batch(src, mask, beam=beam, nbest=1)
-    bare = net.translate_batch(src, mask, beam=beam, nbest=1, attention=False)
+    full = search.decode_batch(net, src, mask, beam=beam, nbest=1)
+    bare = search.decode_batch(net, src, mask, beam=beam, nbest=1, attention=False)
     assert bare.attention is None
     assert (full.attention is None) == isinstance(model, GRUNet)  # only the GRU has no attention
     assert torch.equal(bare.tokens, full.tokens)

@@ -9,7 +9,7 @@ import torch
 
 from nmt.data.datamodule import TranslationDataModule
 from nmt.errors import NmtError
-from tests.helpers import tiny_system
+from tests.conftest import assert_clean_error, fit_args, run_nmt, state_dict, tiny_system
 
 TINY = dict(d_model=32, n_heads=2, d_ff=64, encoder_layers=1, decoder_layers=1)
 
@@ -105,3 +105,28 @@ def test_the_guard_reads_gpu_values_only_once_the_device_is_done():
     with pytest.raises(NmtError, match="step 8: the loss is inf"):
         guard.poll(wait=True)  # the end of training waits for the last ones
     assert bad.waited
+
+
+def test_non_finite_loss_stops_with_advice_and_keeps_good_weights(tiny_runs, tmp_path):
+    result = run_nmt(*fit_args(tiny_runs, tmp_path, "--model.lr", "1e30", "--model.warmup_steps",
+                               "1", "--last_checkpoint.every_n_train_steps", "1"))  # fmt: skip
+    assert_clean_error(result, "Training stopped at step", "--model.lr", "--ckpt_path last")
+    last = state_dict(tmp_path / "checkpoints/last.ckpt")
+    assert all(torch.isfinite(v).all() for v in last.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("skip", [1.0, 0.0])
+def test_fused_adamw_honours_the_flag_handed_to_its_step(skip):
+    """The one handshake with PyTorch that has no public spelling (nmt.step_guard.skip_step_on_device): a release
+    that stops honouring it fails here, not silently in training."""
+    from nmt.step_guard import can_skip_on_device, skip_step_on_device
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([weight], lr=0.1, fused=True)
+    weight.grad = torch.ones(3)
+    assert can_skip_on_device(optimizer)
+    skip_step_on_device(optimizer, torch.tensor(skip))
+    optimizer.step()
+    skip_step_on_device(optimizer, None)
+    assert torch.equal(weight.detach(), torch.ones(3)) == bool(skip)
+    assert not hasattr(optimizer, "found_inf")  # withdrawn: a later step is not skipped

@@ -1,5 +1,6 @@
 """The encoded store: what it holds, when it is rebuilt, how preparation survives kills and bad lines."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from nmt.data import corpus, store
 from nmt.data.datamodule import TranslationDataModule
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
-from tests.conftest import REPO
+from tests.conftest import REPO, together
 
 
 def module(path, cache, **options) -> TranslationDataModule:
@@ -142,3 +143,45 @@ def test_kill_9_during_preparation_leaves_no_store_and_a_rerun_succeeds(tmp_path
                                cache_dir=str(tmp_path / "c"))  # fmt: skip
     dm.setup("fit")
     assert len(dm.datasets["train"]) > 140_000 and not list(stores.glob(".*.tmp"))  # the leftover is gone
+
+
+def test_two_runs_sharing_a_cache(tiny_corpus, tmp_path):
+    def prepare():
+        dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120, cache_dir=str(tmp_path))
+        dm.setup("fit")
+        return dm.tokenizer.digest()
+
+    digests = together(prepare, [()] * 3)
+    assert len(set(digests)) == 1 and len(digests) == 3
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "damage", ["cut src.ids in half", "zero tgt.ids", "cut src.offsets.npy", "drop meta.json files"]
+)
+def test_a_damaged_store_is_noticed_and_encoded_again(tiny_corpus, tmp_path, caplog, damage):
+    first = module(tiny_corpus, tmp_path)
+    first.setup("fit")
+    folder = first.datasets["train"].folder
+    expected = [first.datasets["train"][i] for i in range(len(first.datasets["train"]))]
+    del first
+    if damage == "cut src.ids in half":
+        path = folder / "src.ids"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "zero tgt.ids":
+        path = folder / "tgt.ids"
+        path.write_bytes(bytes(path.stat().st_size))  # the same size, all padding
+    elif damage == "cut src.offsets.npy":
+        path = folder / "src.offsets.npy"
+        np.save(path, np.load(path)[:-5])
+    else:
+        meta = json.loads((folder / "meta.json").read_text())
+        del meta["files"]
+        (folder / "meta.json").write_text(json.dumps(meta))
+    assert store.damage(folder) is not None
+    again = module(tiny_corpus, tmp_path)
+    with caplog.at_level("WARNING", logger="nmt"):
+        again.setup("fit")
+    assert f"the encoded store {folder} is damaged" in caplog.text and "encoding train again" in caplog.text
+    assert store.damage(folder) is None
+    assert [again.datasets["train"][i] for i in range(len(again.datasets["train"]))] == expected

@@ -93,7 +93,7 @@ def test_embeddings_shared_and_tied():
 
 
 def test_loss_falls_on_a_tiny_batch():
-    from tests.helpers import train_losses
+    from tests.conftest import train_losses
 
     losses = train_losses(tiny(), Batch.collate(PAIRS), steps=30, lr=3e-3, smoothing=0.1)
     assert losses[-1] < 0.5 * losses[0]

@@ -1,6 +1,6 @@
 """The Lightning callbacks and checkpoint plugin that ``nmt fit | validate | test | predict`` add."""
 
-from nmt.callbacks.checkpoints import AtomicCheckpointIO, LastCheckpoint, ResumeState, check_checkpoint
+from nmt.callbacks.checkpoints import AtomicCheckpointIO, LastCheckpoint, ResumeState
 from nmt.callbacks.early_stopping import EarlyStopping
 from nmt.callbacks.predictions import PredictionWriter
 from nmt.callbacks.progress import DeviceAwareProgressBar
@@ -14,5 +14,4 @@ __all__ = [
     "PredictionWriter",
     "ResumeState",
     "TranslationSamples",
-    "check_checkpoint",
 ]

@@ -1,20 +1,19 @@
 """Checkpoints that survive crashes and resume exactly.
 
 - :class:`AtomicCheckpointIO` writes to a temporary file in the same folder, fsyncs it and
-  renames it over the target, so a kill during a write never leaves a file that looks valid;
-  it reads every checkpoint through :func:`nmt.checkpoint.read_checkpoint` (weights only).
+  renames it over the target (:func:`nmt.files.atomic_write`), so a kill during a write never
+  leaves a file that looks valid; it reads every checkpoint through :func:`nmt.checkpoint.read_file`
+  (weights only).
 - :class:`LastCheckpoint` keeps ``last.ckpt`` up to date: every N steps, after each validation,
   after the last step and when a run stops on Ctrl-C or an error.
 - :class:`ResumeState` stores the random number generators and the position in the epoch with
   each checkpoint and puts them back on resume, so a resumed run sees the same batches.
-- :func:`check_checkpoint` turns a checkpoint of other sizes into one clear sentence.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import random
 import shutil
 from pathlib import Path
@@ -23,8 +22,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, Timer
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from nmt.checkpoint import read_checkpoint
+from nmt.checkpoint import read_file
 from nmt.errors import NmtError
+from nmt.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _tensor_bytes(value) -> int:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``.name.tmp``, fsync, then ``os.replace`` onto the real name; reads weights only.
+    """``torch.save`` to a temporary name, fsync, then rename onto the real name; reads weights only.
 
     A full disk stops training with one sentence naming the folder and the space needed; the
     checkpoint already under the real name stays as it was.
@@ -48,14 +48,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp), sync=True)
         except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
             need, free = _tensor_bytes(checkpoint), shutil.disk_usage(path.parent).free
             if getattr(err, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and free >= need:
@@ -66,12 +60,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{free / 2**20:.1f} MiB are free. Free some space or choose another --trainer.default_root_dir"
                 f"{kept}."
             ) from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return read_checkpoint(path)  # weights_only=True whatever is asked: nmt checkpoints need no pickled code
+        return read_file(path)  # weights_only=True whatever is asked: nmt checkpoints need no pickled code
 
 
 class LastCheckpoint(Checkpoint):
@@ -86,11 +77,16 @@ class LastCheckpoint(Checkpoint):
 
     Args:
         every_n_train_steps: write it every this many optimizer steps (0: only at the moments above).
+        keep_every: also keep the weights of every this many steps as ``stepNNNNNNN.ckpt`` beside it, for
+            ``nmt average`` (0: none).
         dirpath: its folder (default: ``<default_root_dir>/checkpoints``, set by the command line).
     """
 
-    def __init__(self, every_n_train_steps: int = 100, dirpath: str | None = None):
-        self.every_n_train_steps, self.dirpath = every_n_train_steps, dirpath
+    def __init__(self, every_n_train_steps: int = 100, keep_every: int = 0, dirpath: str | None = None):
+        if every_n_train_steps < 0 or keep_every < 0:
+            raise NmtError("--last_checkpoint.every_n_train_steps and --last_checkpoint.keep_every must be 0 (off) "
+                           f"or more, got {every_n_train_steps} and {keep_every}.")  # fmt: skip
+        self.every_n_train_steps, self.keep_every, self.dirpath = every_n_train_steps, keep_every, dirpath
 
     @property
     def path(self) -> Path:
@@ -116,9 +112,11 @@ class LastCheckpoint(Checkpoint):
         return last_epoch and batch_idx + 1 >= trainer.num_training_batches
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        every = self.every_n_train_steps
-        if self.last_step(trainer, batch_idx) or (every > 0 and trainer.global_step % every == 0):
+        every, step = self.every_n_train_steps, trainer.global_step
+        if self.last_step(trainer, batch_idx) or (every > 0 and step % every == 0):
             self._save(trainer)
+        if self.keep_every > 0 and step % self.keep_every == 0 and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path.with_name(f"step{step:07d}.ckpt"), weights_only=True)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self._save(trainer)
@@ -168,15 +166,3 @@ class ResumeState(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Saved here (ModelCheckpoint(save_on_train_epoch_end=True)), Lightning resumes inside this epoch, at its end.
         self._position(trainer, trainer.current_epoch, trainer.num_training_batches)
-
-
-def check_checkpoint(path: str, model) -> None:
-    """Refuse, with advice, a checkpoint whose weights do not fit ``model`` (other vocabulary or sizes)."""
-    theirs = read_checkpoint(path).get("state_dict", {})
-    for name, tensor in model.state_dict().items():
-        if name in theirs and theirs[name].shape != tensor.shape:
-            raise NmtError(
-                f"{path} was trained with other sizes: '{name}' is {tuple(theirs[name].shape)} there and "
-                f"{tuple(tensor.shape)} here (vocabulary or model size differ). Pass the same --config and "
-                "--data/--model options as for training."
-            )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from nmt.data.store import atomic_write
+from nmt.files import atomic_write
 from nmt.system import gather_by_index
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,12 @@ class PredictionWriter(Callback):
         self._pairs = []
         if not trainer.is_global_zero:
             return
-        hp = trainer.datamodule.hparams
-        path = Path(self.output or Path(trainer.default_root_dir) / f"{hp.test_split}.hyp.{hp.tgt_lang}")
-        expected = len(trainer.datamodule.references(hp.test_split))
+        dm = trainer.datamodule
+        split = dm.evaluation_split("predict")
+        path = Path(self.output or Path(trainer.default_root_dir) / f"{split}.hyp.{dm.hparams.tgt_lang}")
+        expected = len(dm.references("predict"))
         if [i for i, _ in pairs] != list(range(expected)):  # every line decoded once, or the file would misalign
-            raise RuntimeError(f"predict decoded {len(pairs)} of the {expected} sentences of {hp.test_split}")
+            raise RuntimeError(f"predict decoded {len(pairs)} of the {expected} sentences of {split}")
         text = "".join(hyp + "\n" for _, hyp in pairs)
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        log.info("wrote %d translations of %s to %s", len(pairs), hp.test_split, path)
+        log.info("wrote %d translations of %s to %s", len(pairs), split, path)

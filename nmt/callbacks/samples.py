@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from nmt.engines import DecodeOptions
+from nmt.engines.native import NmtEngine
 from nmt.plotting import attention_figure
-from nmt.translation import translate_full
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +36,17 @@ class TranslationSamples(Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not self.num_sentences or trainer.sanity_checking or not trainer.is_global_zero:
             return
-        dm = trainer.datamodule
-        text = dm.text(dm.hparams.val_split)
+        text = trainer.datamodule.text("validate")
         sources, refs = text.src[: self.num_sentences], text.tgt[: self.num_sentences]
         was_training = pl_module.training
         pl_module.eval()
-        results = translate_full(pl_module.net, sources, beam=pl_module.hparams.val_beam)
+        tok = pl_module.tokenizer
+        options = DecodeOptions(beam=pl_module.hparams.val_beam, attention=True)
+        results = NmtEngine(pl_module.net, tok).translate(sources, options)
         pl_module.train(was_training)
         rows = [[s, r, h[0].text if h else ""] for s, r, h in zip(sources, refs, results)]
         figures = []
         if self.plots:
-            tok = pl_module.tokenizer
             for i, (source, hyps) in enumerate(zip(sources, results)):
                 if hyps and hyps[0].attention:
                     src_tokens = tok.src_pieces(tok.encode_src([source])[0])[: len(hyps[0].attention[0])]

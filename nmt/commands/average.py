@@ -9,6 +9,7 @@ import torch
 
 from nmt.average import average
 from nmt.errors import NmtError
+from nmt.files import atomic_write
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,10 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     if any(out.resolve() == Path(p).resolve() for p in args.ckpts):
         raise NmtError(f"--out {out} is one of the checkpoints to average; write the average to a new file.")
     averaged = average(args.ckpts, other_runs=args.force)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        torch.save(averaged, tmp)
-        tmp.replace(out)
+        atomic_write(out, lambda tmp: torch.save(averaged, tmp))
     except OSError as err:
         raise NmtError(f"Cannot write {out}: {err.strerror}. Choose a writable path.") from None
     print(f"averaged {len(args.ckpts)} checkpoints into {out}")

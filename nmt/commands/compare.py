@@ -27,7 +27,7 @@ from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # shipped with the package (configs/ in a checkout)
 MODELS = ("gru", "bahdanau", "luong", "transformer")
 RECURRENT = ("gru", "bahdanau", "luong")
 BUDGET = ("--trainer.max_steps", "--trainer.max_time", "--trainer.max_epochs")
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for the runs and the report")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="the models to train")
     p.add_argument("--model-configs", type=Path, default=CONFIGS,
-                   help="folder of <model>.yaml files (default: configs/; configs/multi30k/ for Multi30k's "
+                   help="folder of <model>.yaml files (default: nmt's own configs/; configs/multi30k/ for Multi30k's "
                    "sizes)")  # fmt: skip
     p.add_argument("--cells", nargs="+", choices=("rnn", "gru", "lstm"), default=[],
                    help="also train each recurrent model with these cells (rnn: Elman)")  # fmt: skip
@@ -53,7 +53,9 @@ def parser() -> argparse.ArgumentParser:
                    "i-j (sure) and ipj (possible) links between source and target word positions")  # fmt: skip
     p.add_argument("--gold-base", type=int, choices=(0, 1), default=0, help="the first word's position in the file")
     p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--bucket-width", type=int, default=10, help="words per source-length group")
+    p.add_argument("--bucket-width", type=int, default=None, help="words per source-length group (default: the "
+                   "widest up to 10 that gives 4 groups of 20 test sentences)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace a report already in --out")
     p.add_argument("--show", type=int, nargs="*", default=[0, 1, 2], help="test sentences to plot attention for")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if there is one)")
     return p
@@ -92,12 +94,11 @@ def _train(name: str, config: Path, cell: str | None, fit_args: list[str], out: 
 
 def _runs(args, fit_args: list[str]) -> dict[str, dict]:
     if args.ckpts:
-        from nmt.checkpoint import checked, read_checkpoint
+        from nmt.checkpoint import Checkpoint
 
         runs = {}
         for path in args.ckpts:
-            network = checked(read_checkpoint(path), path)["hyper_parameters"]["net"]["class_path"]
-            name = network.rsplit(".", 1)[-1].removesuffix("Net").lower()
+            name = Checkpoint.read(path).network_name.removesuffix("Net").lower()
             name = name if name not in runs else f"{name}-{len(runs) + 1}"
             runs[name] = {"checkpoint": path, "train_seconds": None}
         return runs
@@ -140,33 +141,38 @@ def _gold(args, dm, sentences: int):
 
 def main(argv: list[str] | None = None) -> None:
     args, extra = parser().parse_known_args(argv)
+    if args.bucket_width is not None and args.bucket_width < 1:
+        raise NmtError(f"--bucket-width must be 1 or more words, got {args.bucket_width}.")
     fit_args = [] if args.ckpts else _fit_args(extra)
+    if (args.out / "report.json").is_file() and not args.force:
+        raise NmtError(f"--out {args.out} already holds a report; nmt compare would replace it. Add --force to "
+                       "replace it (models trained there are not trained again), or choose another --out.")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    import torch
     from lightning.pytorch.loggers import WandbLogger
 
-    from nmt.checkpoint import load_network, read_checkpoint
     from nmt.compare import report as reporting
     from nmt.compare.evaluate import TestSet, evaluate
+    from nmt.compare.measures import default_width
     from nmt.hardware import parse_device
     from nmt.lightning_cli import build_cli
+    from nmt.networks import loading
 
     runs = _runs(args, fit_args)
     cli = build_cli([*extra, "--trainer.default_root_dir", str(args.out)], run=False)  # the data, and any logger
     dm = cli.datamodule
-    text = dm.text(dm.hparams.test_split)
+    text = dm.text("test")
     gold, note = _gold(args, dm, len(text))
     test = TestSet(text.src, text.tgt, gold)
-    device = parse_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    width = args.bucket_width or default_width(text.src)
+    device = parse_device(args.device)
     report = {"test": {"split": dm.hparams.test_split, "sentences": len(text), "alignment_note": note},
-              "beam": args.beam, "models": {}, "signatures": {}}  # fmt: skip
+              "beam": args.beam, "bucket_width": width, "models": {}, "signatures": {}}  # fmt: skip
     reliability, attention = {}, {i: {} for i in args.show if 0 <= i < len(text)}
     for name, run in runs.items():
         log.info("evaluating %s (%s)", name, run["checkpoint"])
-        net = load_network(run["checkpoint"], device)
-        result = evaluate(net, test, args.beam, args.bucket_width, tuple(attention))
-        steps = read_checkpoint(run["checkpoint"]).get("global_step")
-        report["models"][name] = {"checkpoint": str(run["checkpoint"]), "steps": steps,
+        model = loading.load(run["checkpoint"], device)
+        result = evaluate(model.net, model.tokenizer, test, args.beam, width, tuple(attention))
+        report["models"][name] = {"checkpoint": str(run["checkpoint"]), "steps": model.checkpoint.step,
                                   "train_seconds": run["train_seconds"], **result.row}  # fmt: skip
         report["signatures"] = result.signatures
         reliability[name] = result.reliability

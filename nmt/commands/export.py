@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nmt.checkpoint import load_network
-from nmt.export import QUANTIZATIONS, export_ctranslate2
+from nmt.export import QUANTIZATIONS, check_destination, export_ctranslate2
+from nmt.networks import loading
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,10 +17,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `nmt fit`")
     parser.add_argument("--format", choices=["ctranslate2"], default="ctranslate2")
-    parser.add_argument("--out", required=True, type=Path, help="folder to write (replaced if it exists)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder to write; an earlier export there is replaced once the new one is "
+                        "complete")  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="replace an --out folder that holds other files")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default=None,
                         help="weight type: int8 for fast CPU inference, float16/bfloat16 for GPUs "
                         "(default: float32)")  # fmt: skip
     args = parser.parse_args(argv)
-    out = export_ctranslate2(load_network(args.ckpt), args.out, args.quantization)
+    check_destination(args.out, args.force, keep=[Path(args.ckpt)])
+    model = loading.load(args.ckpt)
+    out = export_ctranslate2(model.net, model.tokenizer, args.out, args.quantization)
     print(f"exported {args.ckpt} to {out} ({args.quantization or 'float32'})")

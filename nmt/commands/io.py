@@ -1,4 +1,4 @@
-"""What the small commands share: loading one network or an ensemble, and writing output safely."""
+"""Where the small commands write: standard output, or a file replaced only once it is complete."""
 
 from __future__ import annotations
 
@@ -9,21 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from nmt.checkpoint import load_network
-from nmt.ensemble import Ensemble
 from nmt.errors import NmtError
-from nmt.networks.base import Seq2SeqNet
-
-
-def load(paths: list[str], device) -> Seq2SeqNet:
-    """The network of one checkpoint, or the ensemble of several."""
-    nets = [load_network(path, device) for path in paths]
-    if len(nets) == 1:
-        return nets[0]
-    try:
-        return Ensemble(nets)
-    except ValueError as err:
-        raise NmtError(f"--ckpt {' '.join(map(str, paths))}: {err}.") from None
+from nmt.files import atomic_text
 
 
 @contextmanager
@@ -36,16 +23,23 @@ def output(name: str) -> Iterator[TextIO]:
     path = Path(name)
     if path.is_dir():
         raise NmtError(f"--output {name} is a folder; give a file name, e.g. {path}/hyp.txt.")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        handle = open(tmp, "w", encoding="utf-8")
-    except OSError as err:
-        raise NmtError(f"Cannot write {name}: {err.strerror}. Choose a writable path.") from None
-    try:
+    with atomic_text(path) as handle:
         yield handle
-        handle.close()
-        os.replace(tmp, path)
-    finally:
-        handle.close()
-        if tmp.exists():
-            tmp.unlink()
+
+
+def refuse_overwriting(output: str, inputs: dict[str, str | None]) -> None:
+    """Refuse an ``--output`` that is one of the ``inputs`` (flag -> path), also through a link or another
+    spelling of the path: the translation would replace its own source."""
+    if output == "-":
+        return
+    out = Path(output)
+    for flag, name in inputs.items():
+        if name in (None, "-"):
+            continue
+        source = Path(name)
+        same = out.resolve() == source.resolve()
+        if not same and out.exists() and source.exists():
+            same = os.path.samefile(out, source)
+        if same:
+            raise NmtError(f"--output {output} is the {flag} file {name}: writing it would replace what is read. "
+                           "Choose another output file.")  # fmt: skip

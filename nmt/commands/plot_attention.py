@@ -7,12 +7,28 @@ import logging
 
 import matplotlib.pyplot as plt
 
-from nmt.checkpoint import load_network
+from nmt.engines import DecodeOptions
+from nmt.engines.native import NmtEngine
 from nmt.errors import NmtError
 from nmt.hardware import parse_device
-from nmt.plotting import translation_figure
+from nmt.networks import loading
+from nmt.plotting import attention_figure
 
 log = logging.getLogger(__name__)
+
+
+def translation_figure(net, tok, text: str, beam: int = 1):
+    """Translate ``text`` with ``net`` and its tokenizer ``tok`` and plot the attention behind it.
+    -> (figure, translation)."""
+    hyps = NmtEngine(net, tok).translate([text], DecodeOptions(beam=beam, attention=True))[0]
+    if not hyps:
+        raise ValueError("nothing to translate: the text is empty")
+    best = hyps[0]
+    if best.attention is None:
+        raise ValueError(f"{type(net).__name__} has no attention to plot (it encodes the source into one vector)")
+    src_tokens = tok.src_pieces(tok.encode_src([text])[0][: len(best.attention[0])])
+    tgt_tokens = (best.tokens + ["</s>"])[: len(best.attention)]
+    return attention_figure(best.attention, src_tokens, tgt_tokens, best.text), best.text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,16 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--head", type=int, default=None, help="Transformer head (default: average over heads)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    model = load_network(args.ckpt, parse_device(args.device))
+    model = loading.load(args.ckpt, parse_device(args.device))
+    net = model.net
     if args.layer is not None or args.head is not None:
-        if not hasattr(model, "select_attention"):
-            raise NmtError(f"--layer/--head apply to the Transformer; {type(model).__name__} has one attention.")
+        if not hasattr(net, "select_attention"):
+            raise NmtError(f"--layer/--head apply to the Transformer; {type(net).__name__} has one attention.")
         try:
-            model.select_attention(args.layer, args.head)
+            net.select_attention(args.layer, args.head)
         except ValueError as err:
             raise NmtError(f"{err}.") from None
     try:
-        fig, translation = translation_figure(model, args.text, args.beam)
+        fig, translation = translation_figure(net, model.tokenizer, args.text, args.beam)
     except ValueError as err:
         raise NmtError(str(err)) from None
     try:

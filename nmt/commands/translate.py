@@ -13,12 +13,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from nmt.commands.io import load, output
+from nmt.commands.io import output, refuse_overwriting
 from nmt.data.corpus import decode_lines, read_lines
+from nmt.engines import ENGINES, DecodeOptions, Translation, engine_class, open_engine
+from nmt.engines.base import flag
 from nmt.errors import NmtError
-from nmt.hardware import PRECISIONS, autocast, parse_device
-from nmt.search import Sampling
-from nmt.translation import Translation, translate_full
+from nmt.hardware import PRECISIONS, parse_device
 
 
 def alignment(attention: list[list[float]] | None) -> str:
@@ -74,51 +74,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--topp", type=float, default=1.0, help="--sample: from the smallest set holding this probability")
     p.add_argument("--temperature", type=float, default=1.0, help="--sample: divide the log-probabilities by this")
     p.add_argument("--seed", type=int, default=0, help="--sample: the same seed gives the same samples")
-    p.add_argument("--engine", choices=["nmt", "ctranslate2"], default="nmt",
+    p.add_argument("--engine", choices=ENGINES, default="nmt",
                    help="ctranslate2: --ckpt is a folder written by `nmt export`")  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if there is one)")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default="32", help="autocast dtype")
     return p
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse impossible option values before any work is done."""
-    if args.beam < 1:
-        raise NmtError(f"--beam must be 1 (greedy) or more, got {args.beam}.")
-    if args.sample:
-        if args.beam > 1:
-            raise NmtError("--sample draws translations instead of searching: give --sample or --beam, not both.")
-        if args.nbest < 1:
-            raise NmtError(f"--nbest must be 1 or more, got {args.nbest}.")
-        if args.topk < 0 or not 0 < args.topp <= 1 or args.temperature <= 0:
-            raise NmtError("--topk must be 0 or more, --topp in (0, 1] and --temperature above 0.")
-    elif not 1 <= args.nbest <= args.beam:
-        raise NmtError(f"--nbest must be between 1 and --beam ({args.beam}), got {args.nbest}.")
-    elif (args.topk, args.topp, args.temperature) != (0, 1.0, 1.0):
-        raise NmtError("--topk, --topp and --temperature apply to --sample; add --sample.")
-    if args.engine == "ctranslate2":
-        options = (("--sample", args.sample), ("--alignments", args.alignments),
-                   ("--precision", args.precision != "32"), ("several --ckpt", len(args.ckpt) > 1))  # fmt: skip
-        unsupported = [flag for flag, given in options if given]
-        if unsupported:
-            raise NmtError(f"--engine ctranslate2 does not take {unsupported[0]} (the export fixes the weights' type: "
-                           "nmt export --quantization); use --engine nmt.")  # fmt: skip
-    if (args.max_len_a is not None and args.max_len_a < 0) or (args.max_len_b is not None and args.max_len_b < 0):
-        raise NmtError("--max-len-a and --max-len-b must be 0 or more (outputs end after a * source length + b).")
-    if args.max_tokens < 1:
-        raise NmtError(f"--max-tokens must be a positive number of source tokens per batch, got {args.max_tokens}.")
+def spell(option: str) -> str:
+    """How this command names a decoding option."""
+    return {"attention": "--alignments", "ckpt": "several --ckpt"}.get(option, flag(option))
 
 
-def exported(folder: str, device: str):
-    """A CTranslate2 export (``nmt export``), for ``--engine ctranslate2``."""
-    from nmt.export import Exported
-
-    if not Path(folder).is_dir():
-        raise NmtError(f"--engine ctranslate2 takes the folder written by nmt export as --ckpt, not {folder}.")
-    try:
-        return Exported(folder, device)
-    except ImportError:
-        raise NmtError("--engine ctranslate2 needs CTranslate2: pip install 'nmt[export]'.") from None
+def decode_options(args: argparse.Namespace) -> DecodeOptions:
+    """The decoding options of the command line, checked (with the engine's own refusals) before any work."""
+    names = set(DecodeOptions.names()) & set(vars(args))
+    shown = args.scores or args.format == "jsonl"
+    options = DecodeOptions(**{name: getattr(args, name) for name in names if name != "scores"},
+                            attention=args.alignments, scores=shown).check(spell)  # fmt: skip
+    engine_class(args.engine).refuse(options, members=len(args.ckpt), precision=args.precision, spell=spell)
+    return options
 
 
 def read_input(name: str) -> list[str]:
@@ -129,19 +104,12 @@ def read_input(name: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    check_options(args)
-    import torch
-
-    device = parse_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = load(args.ckpt, device) if args.engine == "nmt" else exported(args.ckpt[0], device.type)
+    options = decode_options(args)
+    refuse_overwriting(args.output, {"--input": args.input, "--prefix": args.prefix})
+    engine = open_engine(args.engine, args.ckpt, parse_device(args.device), args.precision)
     # torch's and the model's objects live as long as the process: moving them out of the garbage
     # collector's reach keeps its full collections (tens of ms each, during decoding) cheap.
     gc.freeze()
-    limits = {k: v for k, v in (("max_len_a", args.max_len_a), ("max_len_b", args.max_len_b)) if v is not None}
-    if args.engine == "nmt":  # in place of the network's own limits, or of the export's
-        vars(model).update(limits)
-    else:
-        model.settings.update(limits)
     lines = read_input(args.input)
     prefixes = None
     if args.prefix:
@@ -149,15 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         if len(prefixes) != len(lines):
             raise NmtError(f"--prefix {args.prefix} has {len(prefixes)} lines but the input has {len(lines)}; "
                            "give one prefix per input line (an empty line for none).")  # fmt: skip
-    sampling = None
-    if args.sample:
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-        sampling = Sampling(args.topk, args.topp, args.temperature, generator)
-    with output(args.output) as out, autocast(device.type, args.precision):
-        if args.engine == "nmt":
-            results = translate_full(model, lines, args.beam, args.nbest, args.length_penalty, args.max_tokens,
-                                     args.alignments, prefixes, sampling)  # fmt: skip
-        else:
-            results = model.translate(lines, args.beam, args.nbest, args.length_penalty, args.max_tokens, prefixes)
+    with output(args.output) as out:
+        results = engine.translate(lines, options, prefixes)
         for source, hyps in zip(lines, results):
             out.writelines(line + "\n" for line in format_hypotheses(args, source, hyps))

@@ -9,8 +9,10 @@ import numpy as np
 
 from nmt import metrics
 from nmt.compare import measures, probe
+from nmt.data.tokenizer import Tokenizer
+from nmt.engines import DecodeOptions
+from nmt.engines.native import NmtEngine
 from nmt.networks.base import Seq2SeqNet
-from nmt.translation import translate_full
 
 
 @dataclass
@@ -37,16 +39,17 @@ def parameters(net: Seq2SeqNet) -> int:
     return sum(p.numel() for p in {id(p): p for p in net.parameters()}.values())
 
 
-def evaluate(net: Seq2SeqNet, test: TestSet, beam: int = 5, bucket_width: int = 10, show: tuple[int, ...] = (),
-             max_tokens: int = 4096) -> Evaluation:  # fmt: skip
-    tok = net.tokenizer
+def evaluate(net: Seq2SeqNet, tok: Tokenizer, test: TestSet, beam: int = 5, bucket_width: int = 10,
+             show: tuple[int, ...] = (), max_tokens: int = 4096) -> Evaluation:  # fmt: skip
     names = ("bleu", "chrf")
-    greedy = [h[0].text if h else "" for h in translate_full(net, test.sources, 1, 1, None, max_tokens, False)]
+    engine = NmtEngine(net, tok)
+    greedy = [h[0].text if h else "" for h in engine.translate(test.sources, DecodeOptions(max_tokens=max_tokens))]
     start = time.perf_counter()
-    searched = translate_full(net, test.sources, beam, 1, None, max_tokens, False)
+    searched = engine.translate(test.sources, DecodeOptions(beam=beam, max_tokens=max_tokens))
     seconds = time.perf_counter() - start
     hyps = [h[0].text if h else "" for h in searched]
-    scores, greedy_scores = metrics.score(hyps, test.references, names), metrics.score(greedy, test.references, names)
+    scores = metrics.corpus_scores(hyps, test.references, names)
+    greedy_scores = metrics.corpus_scores(greedy, test.references, names)
 
     src = tok.encode_src(test.sources)
     tgt = tok.encode_tgt(test.references)

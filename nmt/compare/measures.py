@@ -134,6 +134,20 @@ def length_buckets(sources: Sequence[str], width: int) -> list[str]:
     return out
 
 
+def default_width(sources: Sequence[str], groups: int = 4, at_least: int = 20) -> int:
+    """The widest length group (in words, up to 10) that still gives ``groups`` groups of ``at_least`` sentences;
+    on a test set too small for that, the width giving most such groups."""
+
+    def full(width: int) -> int:
+        counts: dict[str, int] = {}
+        for bucket in length_buckets(sources, width):
+            counts[bucket] = counts.get(bucket, 0) + 1
+        return sum(n >= at_least for n in counts.values())
+
+    widths = range(10, 0, -1)
+    return next((w for w in widths if full(w) >= groups), max(widths, key=full))
+
+
 def bleu_by_bucket(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str],
                    width: int) -> list[dict]:  # fmt: skip
     """Corpus BLEU of each length bucket: ``[{"bucket", "sentences", "bleu"}]`` in length order."""

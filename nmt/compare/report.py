@@ -131,7 +131,7 @@ def reliability_figure(reliability: dict[str, dict[str, list[dict]]]) -> Figure:
     return fig
 
 
-def attention_figure(examples: dict[str, tuple]) -> Figure:
+def attention_panels(examples: dict[str, tuple]) -> Figure:
     """One heatmap per model for the same sentence (teacher forcing on the reference, so the rows agree)."""
     names = list(examples)
     rows, cols = examples[names[0]][0].shape
@@ -207,7 +207,7 @@ def write(out: Path, report: dict, reliability: dict, attention: dict[int, dict[
     figures.append(save(reliability_figure(reliability), out / "figures" / "reliability.png"))
     for sentence, examples in attention.items():
         if examples:
-            figures.append(save(attention_figure(examples), out / "figures" / f"attention_{sentence}.png"))
+            figures.append(save(attention_panels(examples), out / "figures" / f"attention_{sentence}.png"))
     (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "report.md").write_text(markdown(report, figures), encoding="utf-8")
     (out / "report.html").write_text(html_page(report, figures), encoding="utf-8")

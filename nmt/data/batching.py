@@ -94,6 +94,8 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         secondary: list[int] | None = None,
+        resume: tuple[int, int] | None = None,
+        epoch_source: Callable[[], int] | None = None,
     ):
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be positive, got {max_tokens}")
@@ -107,10 +109,10 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self.shuffle, self.seed = shuffle, seed
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
-        self.resume: tuple[int, int] | None = None  # (epoch, batches already done) after a restart
-        # Under Lightning, the trainer's epoch, read when an epoch's iterator is created (the data module
-        # sets it); outside Lightning, ``set_epoch`` says which epoch comes next.
-        self.epoch_source: Callable[[], int] | None = None
+        self.resume = resume  # (epoch, batches already done) of a restarted run: its first iterator continues there
+        # Under Lightning, the trainer's epoch, read when an epoch's iterator is created; outside Lightning,
+        # ``set_epoch`` says which epoch comes next.
+        self.epoch_source = epoch_source
         self._cache: tuple[int, tuple[np.ndarray, list[tuple[int, int]]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:

@@ -16,14 +16,19 @@ import tempfile
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from nmt.data import corpus, sources, store, synthetic
+from nmt.checkpoint import Checkpoint
+from nmt.data import corpus, identity, sources, store, synthetic
 from nmt.data.batching import Batch, TokenBudgetBatchSampler
-from nmt.data.store import atomic_write
+from nmt.data.encoding import Settings
+from nmt.data.parallel import default_workers
+from nmt.data.spm_sample import SPM_SEED, spm_sample
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
+from nmt.files import atomic_folder, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +158,7 @@ class TranslationDataModule(L.LightningDataModule):
         """The embedded corpus's files (written into the cache on first use), alignments included."""
         folder = self.cache_dir / f"synthetic-v2-seed{synthetic.DEFAULT_SEED}"  # v2: with .align files
         if not (folder / "test.align").is_file():
-            with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
-                synthetic.write(tmp)
-                folder.mkdir(parents=True, exist_ok=True)
-                for f in Path(tmp).iterdir():
-                    os.replace(f, folder / f.name)
+            atomic_folder(folder, synthetic.write, replace=folder.exists())
         return folder
 
     def source(self, split: str | list[str]) -> sources.Source:
@@ -171,35 +172,39 @@ class TranslationDataModule(L.LightningDataModule):
         langs = ("de", "en") if (hp.src_lang, hp.tgt_lang) == ("de", "en") else ("en", "de")
         return sources.find_source(self.synthetic_dir(), split, *langs)
 
-    def text(self, split: str) -> corpus.ParallelText:
-        """An evaluation split's text, read from its files now (cleaned as for encoding)."""
-        return corpus.clean(corpus.read(self.source(split)), drop_empty=False)
+    def evaluation_split(self, stage: str) -> str:
+        """The split a stage evaluates on: the validation split for ``fit`` and ``validate``, the test split for
+        ``test`` and ``predict``."""
+        return self.hparams.val_split if stage in ("fit", "validate") else self.hparams.test_split
 
-    def references(self, split: str) -> list[str]:
-        """Target text of an evaluation split, in dataset order (for scoring)."""
-        return self.text(split).tgt
+    def text(self, stage: str) -> corpus.ParallelText:
+        """The evaluation text of ``stage`` (see :meth:`evaluation_split`), read from its files now (cleaned as for
+        encoding)."""
+        return corpus.clean(corpus.read(self.source(self.evaluation_split(stage))), drop_empty=False)
+
+    def references(self, stage: str) -> list[str]:
+        """Target text of ``stage``'s evaluation split, in dataset order (for scoring)."""
+        return self.text(stage).tgt
 
     # ----------------------------------------------------------------- caching
     def _workers(self) -> int:
-        return self.hparams.prepare_workers or store.default_workers()
+        return self.hparams.prepare_workers or default_workers()
 
     @staticmethod
     def _given_tokenizer(path: str) -> Tokenizer:
-        from nmt.checkpoint import checked, read_checkpoint
-
-        return Tokenizer.from_dict(checked(read_checkpoint(path), path)["nmt"]["tokenizer"], origin=path)
+        return Tokenizer.from_dict(Checkpoint.read(path).tokenizer, origin=path)
 
     def _tokenizer(self) -> Tokenizer:
         if self.given_tokenizer is not None:
             return self.given_tokenizer
         hp = self.hparams
         source = self.source(hp.train_split)
-        settings = [hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage, hp.spm_sample, store.SPM_SEED]
-        identity = store.source_identity(source, self.cache_dir)
-        path = self.cache_dir / "tokenizers" / f"{store.key(identity, settings)}.pt"
+        settings = [hp.vocab_size, hp.joint_vocab, hp.model_type, hp.character_coverage, hp.spm_sample, SPM_SEED]
+        files = identity.source_identity(source, self.cache_dir)
+        path = self.cache_dir / "tokenizers" / f"{identity.key(files, settings)}.pt"
         if path.is_file():
             return Tokenizer.from_dict(torch.load(path, weights_only=True), origin=str(path))
-        train = store.spm_sample(source, hp.spm_sample, self._workers())
+        train = spm_sample(source, hp.spm_sample, self._workers())
         if not len(train):  # SentencePiece cannot learn from nothing: say which file and why
             total = sum(train.dropped.values())
             corpus.raise_empty(self.train_name, source.origin, total, train.dropped, store.HINTS)
@@ -212,10 +217,17 @@ class TranslationDataModule(L.LightningDataModule):
         hp = self.hparams
         name = split_name(split)
         source = self.source(split)
-        settings = store.Settings(name == self.train_name, hp.max_length, hp.max_length_ratio)
-        identity = store.key(store.FORMAT, tok.digest(), store.source_identity(source, self.cache_dir), vars(settings))
-        folder = self.cache_dir / "stores" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', name)[:60]}-{identity}"
-        if not (folder / "meta.json").is_file():
+        settings = Settings(name == self.train_name, hp.max_length, hp.max_length_ratio)
+        files = identity.source_identity(source, self.cache_dir)
+        key = identity.key(store.FORMAT, tok.digest(), files, vars(settings))
+        folder = self.cache_dir / "stores" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', name)[:60]}-{key}"
+        if (folder / "meta.json").is_file():
+            why = store.damage(folder)
+            if why is None:
+                return store.EncodedSplit(folder)
+            log.warning("the encoded store %s is damaged (%s); encoding %s again", folder, why, name)
+            store.build(folder, name, source, tok, settings, self._workers(), replace=True)
+        else:
             log.info("encoding %s into %s", name, folder)
             store.build(folder, name, source, tok, settings, self._workers())
         return store.EncodedSplit(folder)
@@ -230,6 +242,8 @@ class TranslationDataModule(L.LightningDataModule):
         }.get(stage or "", [hp.train_split, hp.val_split, hp.test_split])
 
     def _load(self, stage: str | None, verbose: bool) -> tuple[Tokenizer, dict[str, store.EncodedSplit]]:
+        for split in self._splits(stage):  # a missing split is named before SentencePiece learns or anything is encoded
+            self.source(split)
         tok = self._tokenizer()
         datasets = {split_name(split): self._store(split, tok) for split in self._splits(stage)}
         if verbose:
@@ -247,11 +261,33 @@ class TranslationDataModule(L.LightningDataModule):
                 f"The cache folder {self.cache_dir} cannot be written ({err.strerror}); set --data.cache_dir "
                 "(or $NMT_CACHE) to a folder you can write to."
             ) from None
-        self._load(None, verbose=False)
+        trainer = getattr(self, "trainer", None)
+        stage = trainer.state.fn.value if trainer is not None and trainer.state.fn is not None else None
+        self._load(stage, verbose=False)  # the splits this command uses (nmt fit needs no test split)
 
     def setup(self, stage: str | None = None) -> None:
         trainer = getattr(self, "trainer", None)
-        self.tokenizer, self.datasets = self._load(stage, verbose=trainer is None or trainer.is_global_zero)
+        verbose = trainer is None or trainer.is_global_zero
+        self.tokenizer, self.datasets = self._load(stage, verbose=verbose)
+        if stage in (None, "fit"):
+            self._check_budget(verbose)
+
+    def _check_budget(self, verbose: bool) -> None:
+        """Refuse a --data.max_tokens below most training pairs (every batch would hold one pair, over the budget),
+        and say how many pairs are longer than it."""
+        lengths = self.datasets[self.train_name].lengths()
+        budget = self.hparams.max_tokens
+        median, longest = int(np.median(lengths)), int(lengths.max())
+        if budget < median:
+            raise NmtError(
+                f"--data.max_tokens {budget} is below most training pairs (median {median} tokens, longest {longest}): "
+                f"nearly every batch would hold one pair, over the budget. Use a budget of many pairs, e.g. "
+                f"--data.max_tokens {max(4096, 32 * longest)}."
+            )
+        over = int((lengths > budget).sum())
+        if over and verbose:
+            log.warning("%d training pairs are longer than --data.max_tokens %d (longest %d tokens): each is trained "
+                        "in a batch of its own.", over, budget, longest)  # fmt: skip
 
     def train_batches(self) -> int:
         """Training batches in one epoch, all ranks together (opens the stores if not set up yet)."""
@@ -267,9 +303,15 @@ class TranslationDataModule(L.LightningDataModule):
         ds = self.datasets[split]
         world, rank = self._world()
         budget = self.hparams.max_tokens if train else (self.hparams.eval_max_tokens or self.hparams.max_tokens)
+        resume, epoch_source = None, None
+        if train:
+            resume, self._resume = self._resume, None
+            trainer = getattr(self, "trainer", None)
+            epoch_source = (lambda: trainer.current_epoch) if trainer is not None else None
         sampler = TokenBudgetBatchSampler(
-            ds.lengths(), budget, train, self.hparams.seed, world, rank, secondary=ds.tgt_lengths()
-        )
+            ds.lengths(), budget, train, self.hparams.seed, world, rank, secondary=ds.tgt_lengths(), resume=resume,
+            epoch_source=epoch_source,
+        )  # fmt: skip
         workers = self.hparams.num_workers
         return DataLoader(
             ds,
@@ -284,12 +326,7 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader(self.train_name, train=True)
-        loader.batch_sampler.resume, self._resume = self._resume, None
-        trainer = self.trainer
-        if trainer is not None:
-            loader.batch_sampler.epoch_source = lambda: trainer.current_epoch
-        return loader
+        return self._loader(self.train_name, train=True)
 
     def state_dict(self) -> dict:
         """Where training stands in the epoch, so a resumed run continues with the next batch."""

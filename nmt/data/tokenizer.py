@@ -109,8 +109,14 @@ class Tokenizer:
         return [[BOS_ID] + ids + [EOS_ID] for ids in self.tgt.encode(lines)]
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
-        """Detokenised target text; special ids are ignored."""
-        return self.tgt.decode([[i for i in seq if i > EOS_ID] for seq in ids])
+        """Detokenised target text; padding, BOS and EOS are left out, an unknown piece shows as SentencePiece's
+        " ⁇ " (both engines render it so)."""
+        return self.tgt.decode([[i for i in seq if i == UNK_ID or i > EOS_ID] for seq in ids])
+
+    def unknown(self, text: str, side: str = "tgt") -> list[str]:
+        """The parts of ``text`` the ``side`` vocabulary lacks (each becomes one ``<unk>``)."""
+        model = self.tgt if side == "tgt" else self.src
+        return [piece for piece, i in zip(model.encode(text, out_type=str), model.encode(text)) if i == UNK_ID]
 
     def src_pieces(self, ids: list[int]) -> list[str]:
         return [self.src.id_to_piece(i) for i in ids]

@@ -32,8 +32,8 @@ def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
 
 
 def _written_out_is_faster(q: torch.Tensor) -> bool:
-    """bfloat16 on CPU: forward + backward of the fused CPU kernel took 43 ms against 8 ms written out
-    (170 sentences x 24 tokens, 4 heads of 64; 2-core AMD EPYC with avx512_bf16, torch 2.13)."""
+    """bfloat16 on CPU, where PyTorch's fused kernel is several times slower than the written-out product
+    (docs/benchmarks.md, "Where the time goes")."""
     return q.device.type == "cpu" and q.dtype == torch.bfloat16
 
 

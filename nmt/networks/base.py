@@ -3,13 +3,14 @@
 A network is the model proper: its layers and three methods, ``forward(batch) -> logits (B, T, V)``
 (teacher forcing), ``encode(src, src_mask) -> state`` and ``decode_step(prev_tokens, state)``; the
 state is a :class:`~nmt.networks.state.DecoderState` that the search expands and reorders. The
-search (:mod:`nmt.search`), ``nmt translate`` and the plots need nothing else, so a network loads
-from a checkpoint without importing Lightning. Training, evaluation and checkpoints are the job of
-the LightningModule :class:`~nmt.system.Seq2SeqSystem`, which holds a network as ``self.net``.
+search (:mod:`nmt.search`, above the networks) needs nothing else, so a network loads from a
+checkpoint without importing Lightning. Training, evaluation and checkpoints are the job of the
+LightningModule :class:`~nmt.system.Seq2SeqSystem`, which holds a network as ``self.net``; the
+tokenizer travels beside the network, never inside it.
 
 A network remembers the arguments it was built with (:attr:`Seq2SeqNet.config`, in the
 ``class_path``/``init_args`` form of the command line); checkpoints store it, and
-:func:`nmt.checkpoint.build_network` builds the same network again from it.
+:func:`nmt.networks.loading.build` builds the same network again from it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ import inspect
 import torch
 from torch import nn
 
-from nmt import search
 from nmt.data.batching import Batch
-from nmt.data.tokenizer import Tokenizer
 from nmt.networks.state import DecoderState
 
 
@@ -43,8 +42,7 @@ def constructor_arguments(obj: object) -> dict:
 class Seq2SeqNet(nn.Module, abc.ABC):
     """Encoder-decoder network with the search interface.
 
-    Besides its layers a network carries what translating needs: the ``tokenizer`` (set by the
-    training system or the checkpoint) and the search defaults below.
+    Besides its layers a network carries the search defaults below (the search reads them).
 
     Args:
         src_vocab_size: source vocabulary size (linked from the data module by the CLI).
@@ -69,7 +67,6 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         self.config = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": constructor_arguments(self)}
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.max_len_a, self.max_len_b, self.length_penalty = max_len_a, max_len_b, length_penalty
-        self.tokenizer: Tokenizer | None = None
 
     @property
     def device(self) -> torch.device:
@@ -90,25 +87,3 @@ class Seq2SeqNet(nn.Module, abc.ABC):
     @abc.abstractmethod
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState):
         """One step: prev_tokens (R,) -> (log_probs (R, V), new state, attention (R, S) or None)."""
-
-    def translate_batch(
-        self,
-        src: torch.Tensor,
-        src_mask: torch.Tensor,
-        beam: int = 1,
-        nbest: int = 1,
-        alpha: float | None = None,
-        attention: bool = True,
-        prefix: torch.Tensor | None = None,
-        sampling: search.Sampling | None = None,
-    ) -> search.Hypotheses:
-        """Beam search (``beam=1``: greedy), or ``nbest`` samples with ``sampling``, with this network's
-        length limits and penalty; ``attention=False`` leaves the attention out of the result (faster);
-        ``prefix`` (B, P) target ids each output starts with (PAD-padded)."""
-        a, b = self.max_len_a, self.max_len_b
-        if sampling is not None:
-            return search.sample(self, src, src_mask, sampling, nbest, a, b, attention, prefix)
-        if beam == 1:
-            return search.greedy(self, src, src_mask, a, b, attention, prefix)
-        alpha = self.length_penalty if alpha is None else alpha
-        return search.beam_search(self, src, src_mask, beam, nbest, alpha, a, b, attention, prefix)

@@ -1,23 +1,12 @@
-"""Issue 5 on CPU: DDP with two processes, bf16 mixed precision, the torch.compile fallback."""
+"""Training on several processes (DDP on CPU, two nodes on localhost): disjoint batches, one result."""
 
-import csv
 import json
-import logging
-from types import SimpleNamespace
 
-import pytest
 import sacrebleu
 import torch
 
-from nmt.checkpoint import load_network
 from nmt.data.datamodule import TranslationDataModule
-from nmt.translation import translate
-from tests.conftest import run_nmt
-
-
-def metrics(root):
-    rows = list(csv.DictReader(next(root.rglob("metrics.csv")).open()))
-    return rows
+from tests.conftest import free_port, load, metrics, run_nmt, translate
 
 
 def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_corpus, tmp_path):
@@ -44,7 +33,7 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     assert sorted(val) == list(range(24))  # every validation sentence decoded exactly once
     # val/bleu is corpus BLEU over all 24 gathered hypotheses: the same as one process decoding them all.
     logged = [float(r["val/bleu"]) for r in metrics(tmp_path / "R") if r.get("val/bleu")]
-    model = load_network(tmp_path / "R" / "checkpoints" / "last.ckpt")
+    model = load(tmp_path / "R" / "checkpoints" / "last.ckpt")
     dm = TranslationDataModule(data_dir=str(tiny_corpus), vocab_size=120)
     dm.setup("validate")
     val = dm.text("val")
@@ -62,86 +51,6 @@ def test_ddp_two_cpu_processes_disjoint_batches_and_one_bleu(tiny_runs, tiny_cor
     assert out.read_text(encoding="utf-8").splitlines() == translate(model, test_sources, beam=5)
 
 
-def test_bf16_mixed_on_cpu_loss_falls(tiny_runs, tmp_path):
-    result = run_nmt(
-        "fit", *tiny_runs.args("transformer"), "--trainer.precision", "bf16-mixed",
-        "--trainer.max_steps", "40", "--trainer.val_check_interval", "40", "--trainer.log_every_n_steps", "1",
-        "--samples.num_sentences", "0", "--trainer.default_root_dir", str(tmp_path),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    losses = [float(r["train/loss"]) for r in metrics(tmp_path) if r.get("train/loss")]
-    assert len(losses) == 40
-    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5  # 5.5 -> 4.1 when measured
-
-
-@pytest.mark.parametrize(
-    ("precision", "avx512_bf16", "amx", "warned"),
-    [("bf16-mixed", False, False, True), ("bf16-mixed", True, False, False), ("bf16-mixed", False, True, False),
-     ("32-true", False, False, False)],
-)  # fmt: skip
-def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, precision, avx512_bf16, amx, warned):
-    from tests.helpers import tiny_system
-
-    monkeypatch.setattr("platform.machine", lambda: "x86_64")
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
-    model = tiny_system(30)
-    model.trainer = SimpleNamespace(precision=precision, is_global_zero=True)
-    with caplog.at_level(logging.WARNING, logger="nmt"):
-        model.on_fit_start()
-    assert ("emulated here and training runs about 2x slower" in caplog.text) == warned
-
-
-def test_compile_falls_back_when_unsupported(monkeypatch, caplog):
-    from nmt.data.batching import Batch
-    from tests.helpers import tiny_system
-
-    def broken(fn, **kwargs):
-        def run(*a, **k):
-            raise RuntimeError("no compiler here")
-
-        return run
-
-    monkeypatch.setattr(torch, "compile", broken)
-    model = tiny_system(compile=True)
-    batch = Batch.collate([(0, [5, 6, 3], [2, 7, 3])])
-    with caplog.at_level("WARNING", logger="nmt"):
-        logits = model.train_forward(batch)
-    assert logits.shape == (1, 2, 20) and model._compiled is None
-    assert "torch.compile failed (RuntimeError: no compiler here)" in caplog.text
-
-
-def test_fused_adamw_on_cpu_decays_only_matrices():
-    from tests.helpers import tiny_system
-
-    model = tiny_system(weight_decay=0.01)
-    opt = model.configure_optimizers()["optimizer"]
-    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True  # one kernel, CPU too
-    model._trainer = SimpleNamespace(precision="bf16-mixed")  # nmt clips for it (Lightning would refuse)
-    assert model.configure_optimizers()["optimizer"].defaults["fused"]
-    model._trainer = SimpleNamespace(precision="16-mixed")  # the gradient scaler unscales before clipping
-    assert not model.configure_optimizers()["optimizer"].defaults["fused"]
-    model._trainer = None
-    decay, no_decay = opt.param_groups
-    assert decay["weight_decay"] == 0.01 and all(p.dim() >= 2 for p in decay["params"])
-    assert no_decay["weight_decay"] == 0.0 and all(p.dim() == 1 for p in no_decay["params"])
-    # It takes the same step as the plain (for-loop) implementation.
-    clones = [[p.detach().clone().requires_grad_() for p in g["params"]] for g in opt.param_groups]
-    groups = [{"params": c, "weight_decay": g["weight_decay"]} for c, g in zip(clones, opt.param_groups)]
-    reference = torch.optim.AdamW(groups, lr=opt.param_groups[0]["lr"], betas=opt.defaults["betas"], foreach=False)
-    torch.manual_seed(0)
-    for g, c in zip(opt.param_groups, clones):
-        for p, q in zip(g["params"], c):
-            p.grad = torch.randn_like(p)
-            q.grad = p.grad.clone()
-    before = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
-    opt.step()
-    reference.step()
-    after = [p.detach() for g in opt.param_groups for p in g["params"]]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after))
-    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(after, [q for c in clones for q in c]))
-
-
 def test_ddp_a_nan_on_one_rank_stops_every_rank_with_good_weights(tiny_runs, tmp_path):
     # Gradients are averaged across ranks, so every rank sees the non-finite norm, skips the same step and stops.
     result = run_nmt(
@@ -157,14 +66,6 @@ def test_ddp_a_nan_on_one_rank_stops_every_rank_with_good_weights(tiny_runs, tmp
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4  # the skipped update is counted, nothing after it ran
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_nodes_each_build_their_own_store_and_train_like_one_node(tiny_runs, tmp_path):
@@ -188,7 +89,7 @@ def test_two_nodes_each_build_their_own_store_and_train_like_one_node(tiny_runs,
         str(tmp_path / "R1"),
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    port, env = str(_free_port()), {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    port, env = str(free_port()), {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     nodes = [
         subprocess.Popen(
             [

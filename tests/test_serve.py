@@ -1,0 +1,192 @@
+"""nmt serve over real HTTP on localhost: nmt translate's answers, 4xx for bad requests, shared batches."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import checkpoint, free_port, load, run_nmt, together
+
+
+def _call(port: int, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def start_server(ckpt, *options: str) -> tuple[subprocess.Popen, int]:
+    """``nmt serve`` on a free port of 127.0.0.1, once it answers /health."""
+    pytest.importorskip("fastapi")
+    port = free_port()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--ckpt", str(ckpt), "--port", str(port), *options],
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    start = time.time()
+    while True:
+        try:
+            if _call(port, "/health")[0] == 200:
+                return proc, port
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() - start < 120
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_runs):
+    proc, port = start_server(checkpoint(tiny_runs["transformer"]), "--max-chars", "2000", "--max-body", "200000")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_the_server_answers_as_nmt_translate_does(server, tiny_runs):
+    lines = ["On Monday, Anna saw two dogs.", "", "The book costs five euros."]
+    for options in ({"beam": 1}, {"beam": 5, "scores": True}, {"beam": 4, "nbest": 2}):
+        status, answer = _call(server, "/translate", json.dumps({"text": lines, **options}).encode())
+        assert status == 200, answer
+        flags = ["--beam", str(options["beam"]), "--nbest", str(options.get("nbest", 1))]
+        expected = run_nmt("translate", "--ckpt", str(checkpoint(tiny_runs["transformer"])), *flags, "--scores",
+                           stdin="".join(line + "\n" for line in lines)).stdout.splitlines()  # fmt: skip
+        texts = [e.split("\t")[0] if e else "" for e in expected]
+        n = options.get("nbest", 1)
+        got = answer["translations"] if n == 1 else [t for group in answer["translations"] for t in group]
+        assert got == texts
+        if options.get("scores"):
+            assert answer["scores"][1] is None
+            assert abs(answer["scores"][0] - float(expected[0].split("\t")[1])) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [(b"not json", 400, "not JSON"), (b"[1, 2]", 422, "JSON object"), (b"{}", 422, "'text' must be"),
+     (b'{"text": []}', 422, "non-empty list"), (b'{"text": ["a", 5]}', 422, "'text'[1] is int"),
+     (b'{"text": ["a"], "beam": 0}', 422, "'beam' must be 1 (greedy) or more"),
+     (b'{"text": ["a"], "beam": 2, "nbest": 3}', 422, "'nbest' must be between 1 and 'beam' (2), got 3"),
+     (b'{"text": ["a"], "scores": "yes"}', 422, "'scores' must be true or false"),
+     (b'{"txt": ["a"]}', 422, "unknown field 'txt'"),
+     (json.dumps({"text": ["x" * 100_000]}).encode(), 413, "at most"),
+     (json.dumps({"text": ["x " * 150_000]}).encode(), 413, "bytes")],
+)  # fmt: skip
+def test_bad_requests_get_a_4xx_and_the_server_goes_on(server, body, status, message):
+    got, answer = _call(server, "/translate", body)
+    assert got == status and message in answer["error"]
+    assert _call(server, "/health")[0] == 200
+
+
+def test_concurrent_requests_are_batched_together(server):
+    before = _call(server, "/health")[1]
+    bodies = [(server, "/translate", json.dumps({"text": [f"Anna saw {i} dogs."]}).encode()) for i in range(24)]
+    answers = together(_call, bodies)
+    after = _call(server, "/health")[1]
+    assert all(status == 200 for status, _ in answers) and len(answers) == 24
+    assert after["requests"] - before["requests"] == 24 and after["batches"] - before["batches"] < 24
+
+
+def _raw(port: int, method: str, path: str) -> tuple[int, dict | str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_every_error_is_json_with_an_error_and_the_api_is_described(server, tiny_runs):
+    assert _raw(server, "GET", "/nowhere") == (404, {"error": "no such path /nowhere; the paths are POST /translate "
+                                                              "and GET /health"})  # fmt: skip
+    assert _raw(server, "GET", "/translate") == (405, {"error": "GET is not allowed on /translate"})
+    assert _raw(server, "GET", "/docs")[0] == 404  # Swagger UI would load scripts from a CDN: none offline
+    status, schema = _raw(server, "GET", "/openapi.json")
+    body = schema["paths"]["/translate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert status == 200 and body["required"] == ["text"] and set(body["properties"]) >= {"text", "beam", "nbest"}
+    # A line over the model's source length is refused by number, not cut quietly.
+    tok = load(checkpoint(tiny_runs["transformer"])).tokenizer
+    long = ".," * 990
+    assert len(tok.encode_src([long])[0]) > 1024
+    status, answer = _call(server, "/translate", json.dumps({"text": ["Anna.", long]}).encode())
+    assert status == 413 and answer["error"].startswith("'text'[1] has ") and "at most 1024" in answer["error"]
+
+
+@pytest.fixture(scope="module")
+def slow_server(tiny_runs):
+    """A recurrent model with small batches: a long request takes many batches."""
+    proc, port = start_server(checkpoint(tiny_runs["luong"]), "--max-tokens", "200", "--max-work", "2000000",
+                              "--timeout", "60", "--stop-timeout", "2")  # fmt: skip
+    yield proc, port
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+LONG = "On the first of May, four hundred and twenty-one people saw Anna, Peter and Michael in Berlin."
+
+
+def test_a_long_request_does_not_hold_up_the_others(slow_server):
+    """The load test: while one client's 256 lines at beam 16 take many batches, other clients' one-line requests
+    are answered between them; /health shows the backlog; work beyond a request's bound is refused at once."""
+    _, port = slow_server
+    long_body = json.dumps({"text": [LONG] * 256, "beam": 16}).encode()
+    finished: dict[str, float] = {}
+
+    def long_client():
+        status, answer = _call(port, "/translate", long_body)
+        finished["long"] = time.monotonic()
+        assert status == 200 and len(answer["translations"]) == 256
+
+    start = time.monotonic()
+    client = threading.Thread(target=long_client)
+    client.start()
+    time.sleep(1.0)
+    backlog = _call(port, "/health")[1]
+    assert backlog["waiting_lines"] > 0 and backlog["busy_s"] is not None
+    latencies = []
+    for i in range(10):
+        t = time.monotonic()
+        status, answer = _call(port, "/translate", json.dumps({"text": [f"Anna saw {i} dogs."]}).encode())
+        latencies.append(time.monotonic() - t)
+        assert status == 200 and len(answer["translations"]) == 1
+    shorts_done = time.monotonic()
+    client.join(timeout=300)
+    assert "long" in finished and shorts_done < finished["long"], "the short requests waited for the long one"
+    assert max(latencies) < (finished["long"] - start) / 3, (latencies, finished["long"] - start)
+    assert _call(port, "/health")[1]["waiting_lines"] == 0
+    status, answer = _call(port, "/translate", json.dumps({"text": [LONG * 10] * 256, "beam": 64}).encode())
+    assert status == 413 and "decoder steps" in answer["error"] and "--max-work" in answer["error"]
+
+
+def test_the_work_of_a_client_that_left_is_dropped(slow_server):
+    _, port = slow_server
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/translate", method="POST",
+                                     data=json.dumps({"text": [LONG] * 256, "beam": 16}).encode())  # fmt: skip
+    with pytest.raises(OSError):  # the client gives up after a second and closes its connection
+        urllib.request.urlopen(request, timeout=1.0)
+    deadline = time.monotonic() + 10
+    while _call(port, "/health")[1]["waiting_lines"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _call(port, "/health")[1]["waiting_lines"] == 0  # its remaining lines are not decoded
+
+
+def test_sigterm_answers_what_waits_and_stops_in_bounded_time(slow_server):
+    proc, port = slow_server
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(_call(port, "/translate", json.dumps(
+        {"text": [LONG] * 256, "beam": 16}).encode())))  # fmt: skip
+    client.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - start < 10  # --stop-timeout 2, and a batch of 200 tokens
+    client.join(timeout=30)
+    assert answers and answers[0][0] == 503 and "the server is stopping" in answers[0][1]["error"]
