@@ -92,6 +92,19 @@ def stamp(contents: dict, run: str | None, tokenizer: dict | None) -> None:
     contents["nmt"] = {"format": FORMAT, "run": run, "tokenizer": tokenizer}
 
 
+def new(network: dict, weights: dict[str, torch.Tensor], tokenizer: dict, note: dict | None = None) -> dict:
+    """The contents of a checkpoint written without training (``nmt import``): a network's arguments and weights
+    and its tokenizer, at step 0, in the layout Lightning reads back (``nmt test --ckpt_path``)."""
+    from importlib.metadata import version
+
+    contents = {"state_dict": {PREFIX + name: tensor for name, tensor in weights.items()},
+                "hyper_parameters": {"net": network}, "epoch": 0, "global_step": 0,
+                "pytorch-lightning_version": version("lightning")}  # fmt: skip
+    stamp(contents, None, tokenizer)
+    contents["nmt"].update(note or {})
+    return contents
+
+
 class Checkpoint:
     """An nmt checkpoint of this format, read: what it holds, and whether its weights fit a network."""
 

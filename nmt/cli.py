@@ -28,7 +28,14 @@ COMMANDS = {
     "plot-attention": ("plot_attention", "draw the attention behind one translation"),
     "average": ("average", "average the weights of checkpoints of one run"),
     "serve": ("serve", "translate over HTTP (a JSON API), batching concurrent requests"),
-    "export": ("export", "a Transformer checkpoint as a CTranslate2 model (int8 for fast CPU inference)"),
+    "export": (
+        "export",
+        "a Transformer checkpoint as a CTranslate2 model (int8 for fast CPU inference) or a Hugging Face folder",
+    ),
+    "import": (
+        "import_model",
+        "a Hugging Face MarianMT (OPUS-MT) model as an nmt checkpoint, to translate or fine-tune",
+    ),
     "compare": ("compare", "train the model families on the same data and budget, and report why attention wins"),
 }
 

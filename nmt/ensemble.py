@@ -47,7 +47,9 @@ class Ensemble(nn.Module):
         first = members[0]
         self.members = nn.ModuleList(members)
         self.max_len_a, self.max_len_b, self.length_penalty = first.max_len_a, first.max_len_b, first.length_penalty
+        self.pad_id, self.bos_id, self.eos_id = first.pad_id, first.bos_id, first.eos_id
         self.max_source_positions = min(m.max_source_positions for m in members)
+        self.max_target_positions = min(m.max_target_positions for m in members)
 
     @property
     def device(self) -> torch.device:

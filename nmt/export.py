@@ -31,6 +31,7 @@ from nmt.files import atomic_folder
 from nmt.networks.base import Seq2SeqNet
 from nmt.networks.transformer import TransformerNet
 
+CT2_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "swish": "SWISH"}  # nmt's name -> CTranslate2's
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 
@@ -71,9 +72,13 @@ def transformer_spec(net: TransformerNet, tok: Tokenizer):
 
     encoder, decoder = net.encoder, net.decoder
     pre_norm = encoder.layers[0].sub_attn.pre_norm
+    activation = getattr(ctranslate2.specs.common_spec.Activation, CT2_ACTIVATIONS[net.config["init_args"].get(
+        "activation", "relu")])  # fmt: skip
     spec = ctranslate2.specs.TransformerSpec.from_config(
-        (len(encoder.layers), len(decoder.layers)), net.n_heads, pre_norm=pre_norm
+        (len(encoder.layers), len(decoder.layers)), net.n_heads, pre_norm=pre_norm, activation=activation
     )
+    scaled = net.src_embed.scale != 1.0
+    spec.encoder.scale_embeddings = spec.decoder.scale_embeddings = scaled
     positions = _numpy(net.src_embed.positions)
     spec.encoder.embeddings[0].weight = _numpy(net.src_embed.tokens.weight)
     spec.encoder.position_encodings.encodings = positions
@@ -93,9 +98,12 @@ def transformer_spec(net: TransformerNet, tok: Tokenizer):
         _norm(spec.encoder.layer_norm, encoder.norm)
         _norm(spec.decoder.layer_norm, decoder.norm)
     _linear(spec.decoder.projection, net.output)
-    spec.register_source_vocabulary([tok.src.id_to_piece(i) for i in range(tok.src_vocab_size)])
-    spec.register_target_vocabulary([tok.tgt.id_to_piece(i) for i in range(tok.tgt_vocab_size)])
-    spec.config.add_source_eos = True  # nmt's sources end with EOS; the decoder starts from BOS (<s>)
+    spec.register_source_vocabulary(tok.src_pieces(range(tok.src_vocab_size)))
+    spec.register_target_vocabulary(tok.tgt_pieces(range(tok.tgt_vocab_size)))
+    special = dict(zip(("unk", "bos", "eos"), tok.tgt_pieces([tok.specials.unk, tok.specials.bos, tok.specials.eos])))
+    spec.config.unk_token, spec.config.eos_token = special["unk"], special["eos"]
+    spec.config.bos_token = spec.config.decoder_start_token = special["bos"]  # nmt's <s>; Marian's <pad>
+    spec.config.add_source_eos = True  # nmt's sources end with EOS; the decoder starts from BOS
     spec.config.layer_norm_epsilon = encoder.layers[0].sub_attn.norm.eps
     return spec
 
@@ -119,22 +127,10 @@ def _write(spec, net: Seq2SeqNet, tok: Tokenizer, folder: Path, quantization: st
     settings = {"max_len_a": net.max_len_a, "max_len_b": net.max_len_b, "length_penalty": net.length_penalty,
                 "max_positions": net.max_source_positions, "quantization": quantization or "float32",
                 "files": {p.name: _record(p, p.name != "model.bin") for p in sorted(folder.iterdir())}}  # fmt: skip
-    (folder / "nmt.json").write_text(json.dumps(settings, indent=2))
-
-
-def check_destination(out: Path, force: bool = False, keep: list[Path] = ()) -> None:
-    """Refuse an ``out`` that would lose data: a file, a folder of other files (unless ``force``), or a folder
-    holding one of ``keep`` (the checkpoint being exported), even with ``force``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NmtError(f"--out {out} is a file; give the name of a folder to write the export into.")
-    for path in keep:
-        if Path(path).resolve().is_relative_to(out.resolve()):
-            raise NmtError(f"--out {out} holds {path}, the checkpoint being exported; write the export elsewhere, "
-                           f"e.g. --out {out.parent / (out.name + '-ct2')}.")  # fmt: skip
-    if out.is_dir() and any(out.iterdir()) and not (out / "nmt.json").is_file() and not force:
-        raise NmtError(f"--out {out} is a folder that holds other files (not an earlier export); nmt export "
-                       "replaces its --out folder whole. Choose a new folder, or add --force.")  # fmt: skip
+    if tok.vocab is not None:
+        stored = tok.to_dict()
+        settings["vocabulary"] = {k: stored[k] for k in ("joint", "vocab", "target_vocab", "decoder_start")}
+    (folder / "nmt.json").write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
 
 def export_ctranslate2(net: Seq2SeqNet, tok: Tokenizer, out: Path, quantization: str | None = None) -> Path:
@@ -188,7 +184,9 @@ def open_export(folder: str | Path) -> ExportFolder:
             raise NmtError(f"{path} {what} since the export was written; export the checkpoint again.")
     src, tgt = (folder / "source.spm").read_bytes(), (folder / "target.spm").read_bytes()
     try:
-        tokenizer = Tokenizer(src, tgt, src == tgt)
+        vocab = settings.get("vocabulary") or {}  # an imported model's (nmt's own number pieces as SentencePiece)
+        tokenizer = Tokenizer(src, tgt, vocab.get("joint", src == tgt), vocab.get("vocab"), vocab.get("target_vocab"),
+                              vocab.get("decoder_start", "<pad>"))  # fmt: skip
     except RuntimeError:
         raise NmtError(f"{folder}: source.spm or target.spm is not a SentencePiece model.") from None
     return ExportFolder(folder, settings, tokenizer)

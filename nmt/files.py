@@ -101,3 +101,19 @@ def remove_stale(folder: Path) -> None:
             _remove(tmp)
         except (ValueError, IndexError, PermissionError):
             continue
+
+
+def check_destination(out: Path, force: bool = False, keep: list[Path] = ()) -> None:
+    """Refuse an export folder ``out`` that would lose data: a file, a folder of other files (an earlier export
+    holds ``nmt.json``; others only with ``force``), or a folder holding one of ``keep`` (the checkpoint being
+    exported), even with ``force``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NmtError(f"--out {out} is a file; give the name of a folder to write the export into.")
+    for path in keep:
+        if Path(path).resolve().is_relative_to(out.resolve()):
+            raise NmtError(f"--out {out} holds {path}, the checkpoint being exported; write the export elsewhere, "
+                           f"e.g. --out {out.parent / (out.name + '-ct2')}.")  # fmt: skip
+    if out.is_dir() and any(out.iterdir()) and not (out / "nmt.json").is_file() and not force:
+        raise NmtError(f"--out {out} is a folder that holds other files (not an earlier export); nmt export "
+                       "replaces its --out folder whole. Choose a new folder, or add --force.")  # fmt: skip

@@ -96,6 +96,9 @@ class NmtCLI(LightningCLI):
         for name in ("src_vocab_size", "tgt_vocab_size"):
             parser.link_arguments(f"data.{name}", f"model.net.init_args.{name}", apply_on="instantiate")
         parser.link_arguments("data.joint_vocab", "model.net.init_args.share_embeddings", apply_on="instantiate")
+        for name in ("pad", "bos", "eos"):  # an imported tokenizer's special ids (--init_from, --data.tokenizer)
+            parser.link_arguments("data.specials", f"model.net.init_args.{name}_id", lambda s, n=name: getattr(s, n),
+                                  apply_on="instantiate")  # fmt: skip
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 
 from nmt.data.batching import TokenBudgetBatchSampler, pad
-from nmt.data.tokenizer import PAD_ID
 from nmt.networks.base import Seq2SeqNet
 
 
@@ -33,9 +32,9 @@ def teacher_forcing(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
     """``src`` ids (ending with EOS) and ``tgt`` ids (BOS ... EOS), batched by length."""
     device = net.device
     for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
-        s = pad([src[i] for i in rows]).to(device)
-        t = pad([tgt[i] for i in rows]).to(device)
-        state = net.encode(s, s != PAD_ID, attention=True)
+        s = pad([src[i] for i in rows], net.pad_id).to(device)
+        t = pad([tgt[i] for i in rows], net.pad_id).to(device)
+        state = net.encode(s, s != net.pad_id, attention=True)
         log_probs, attention = [], []
         for step in range(t.size(1) - 1):
             lp, state, attn = net.decode_step(t[:, step], state)

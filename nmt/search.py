@@ -2,7 +2,8 @@
 
 A model provides ``encode(src, src_mask) -> state`` and ``decode_step(prev (R,), state) ->
 (log_probs (R, V), state, attention (R, S) | None)``, and its search defaults (``max_len_a``,
-``max_len_b``, ``length_penalty``); the state (:class:`~nmt.networks.state.DecoderState`) provides
+``max_len_b``, ``length_penalty``) and special ids (``pad_id``, ``bos_id``: the decoder's first input,
+``eos_id``); the state (:class:`~nmt.networks.state.DecoderState`) provides
 ``expand(beam)`` and ``reorder(index)``. The search sits above the networks and imports none of them.
 Nothing here asks which architecture it holds; the whole batch moves together (no Python
 loop over sentences).
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.data.tokenizer import EOS_ID, PAD_ID
 
 NEG_INF = float("-inf")
 
@@ -40,52 +41,56 @@ class Hypotheses:
     ``token_scores`` (B, N, T): log-probability of each token (0 at padding).
     ``score`` (B, N): sum of token scores divided by the length penalty (greedy: alpha = 0).
     ``attention`` (B, N, T, S): attention over the source used for each output token, or None.
+    ``pad``, ``eos``: the model's padding and end ids.
     """
 
     tokens: torch.Tensor
     token_scores: torch.Tensor
     score: torch.Tensor
     attention: torch.Tensor | None
+    pad: int = PAD_ID
+    eos: int = EOS_ID
 
     def token_lists(self, rank: int = 0) -> list[list[int]]:
         """Output ids of the ``rank``-th hypothesis of each sentence, without EOS and padding."""
         out = []
         for row in self.tokens[:, rank].tolist():
-            out.append(row[: row.index(EOS_ID)] if EOS_ID in row else [t for t in row if t != PAD_ID])
+            out.append(row[: row.index(self.eos)] if self.eos in row else [t for t in row if t != self.pad])
         return out
 
     def lengths(self) -> torch.Tensor:
         """(B, N) tokens up to and including EOS."""
-        return (self.tokens != PAD_ID).sum(-1)
+        return (self.tokens != self.pad).sum(-1)
 
 
-def length_limits(source_lengths: torch.Tensor, a: float, b: int) -> torch.Tensor:
-    """The most tokens (EOS included) an output may have: ``a * source_length + b`` (EOS counted in the
-    source), at least 1. The one rule every engine follows."""
-    return (source_lengths.float() * a + b).long().clamp(min=1)
+def length_limits(source_lengths: torch.Tensor, a: float, b: int, most: int = 1 << 30) -> torch.Tensor:
+    """Where an output is ended: after ``a * source_length + b`` tokens (EOS counted in the source), at least 1,
+    and at most ``most - 1`` (the model's ``max_target_positions``: with EOS, its whole position table).
+    The one rule every engine follows."""
+    return (source_lengths.float() * a + b).long().clamp(min=1, max=most - 1)
 
 
-def max_lengths(src_mask: torch.Tensor, a: float, b: int) -> torch.Tensor:
+def max_lengths(src_mask: torch.Tensor, a: float, b: int, most: int = 1 << 30) -> torch.Tensor:
     """:func:`length_limits` of a padded batch (B,)."""
-    return length_limits(src_mask.sum(1), a, b)
+    return length_limits(src_mask.sum(1), a, b, most)
 
 
 def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
-def prefix_lengths(prefix: torch.Tensor | None, rows: int, device) -> torch.Tensor:
+def prefix_lengths(prefix: torch.Tensor | None, rows: int, device, pad: int = PAD_ID) -> torch.Tensor:
     """Tokens of each row's forced prefix (0 without one)."""
-    return torch.zeros(rows, dtype=torch.long, device=device) if prefix is None else (prefix != PAD_ID).sum(1)
+    return torch.zeros(rows, dtype=torch.long, device=device) if prefix is None else (prefix != pad).sum(1)
 
 
-def force_prefix(log_probs: torch.Tensor, prefix: torch.Tensor | None, t: int) -> torch.Tensor:
-    """At step ``t``, rows whose prefix (R, P; PAD after its end) is not over may take only its token
+def force_prefix(log_probs: torch.Tensor, prefix: torch.Tensor | None, t: int, pad: int = PAD_ID) -> torch.Tensor:
+    """At step ``t``, rows whose prefix (R, P; ``pad`` after its end) is not over may take only its token
     (scored with its own log-probability); the other rows are left as they are."""
     if prefix is None or t >= prefix.size(1):
         return log_probs
     forced = prefix[:, t]
-    active = forced != PAD_ID
+    active = forced != pad
     if not bool(active.any()):
         return log_probs
     only = torch.full_like(log_probs, NEG_INF).scatter_(1, forced[:, None], log_probs.gather(1, forced[:, None]))
@@ -120,49 +125,53 @@ def _row_by_row(model, src, src_mask, max_len_a, max_len_b, attention, prefix, c
     """One hypothesis per source row, its token at each step chosen by ``choose(log_probs)`` (None: the most
     probable); a row leaves the batch at its EOS. Scores are the model's log-probabilities (alpha = 0)."""
     device, B, S = src.device, src.size(0), src.size(1)
-    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b), prefix_lengths(prefix, B, device))
+    pad, bos, eos = model.pad_id, model.bos_id, model.eos_id
+    most = getattr(model, "max_target_positions", 1 << 30)
+    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b, most), prefix_lengths(prefix, B, device, pad))
     steps = int(limit.max()) + 1
-    tokens = torch.full((B, steps), PAD_ID, dtype=torch.long, device=device)
+    tokens = torch.full((B, steps), pad, dtype=torch.long, device=device)
     token_scores = torch.zeros(B, steps, device=device)
     out_attn: torch.Tensor | None = None
     ids = torch.arange(B, device=device)  # the sentences still decoding
     state = model.encode(src, src_mask, attention)
-    prev = torch.full((B,), BOS_ID, dtype=torch.long, device=device)
+    prev = torch.full((B,), bos, dtype=torch.long, device=device)
     for t in range(steps):
         log_probs, state, attn = model.decode_step(prev, state)  # (b, V), (b, S)
         attn = attn if attention else None
         log_probs = log_probs.float()
-        log_probs[:, PAD_ID] = NEG_INF
-        log_probs[:, BOS_ID] = NEG_INF
-        log_probs = force_prefix(log_probs, None if prefix is None else prefix[ids], t)
+        log_probs[:, pad] = NEG_INF
+        log_probs[:, bos] = NEG_INF
+        log_probs = force_prefix(log_probs, None if prefix is None else prefix[ids], t, pad)
         if choose is None:
             step_score, nxt = log_probs.max(-1)
         else:
             nxt = choose(log_probs)
             step_score = log_probs.gather(1, nxt[:, None]).squeeze(1)
         at_limit = limit <= t  # forced EOS at the length limit
-        nxt = torch.where(at_limit, torch.full_like(nxt, EOS_ID), nxt)
-        step_score = torch.where(at_limit, log_probs[:, EOS_ID], step_score)
+        nxt = torch.where(at_limit, torch.full_like(nxt, eos), nxt)
+        step_score = torch.where(at_limit, log_probs[:, eos], step_score)
         tokens[ids, t] = nxt
         token_scores[ids, t] = step_score
         if attn is not None:
             if out_attn is None:
                 out_attn = torch.zeros(B, steps, S, device=device)
             out_attn[ids, t] = attn.float()
-        going = nxt != EOS_ID
+        going = nxt != eos
         if not bool(going.all()):
             if not bool(going.any()):
                 break
             ids, limit, nxt = ids[going], limit[going], nxt[going]
             state = state.reorder(going.nonzero().squeeze(1))
         prev = nxt
-    length = int((tokens != PAD_ID).sum(-1).max())
+    length = int((tokens != pad).sum(-1).max())
     token_scores = token_scores[:, None, :length]  # (B, 1, T)
     return Hypotheses(
         tokens=tokens[:, None, :length],
         token_scores=token_scores,
         score=token_scores.sum(-1),
         attention=None if out_attn is None else out_attn[:, None, :length],
+        pad=pad,
+        eos=eos,
     )
 
 
@@ -211,7 +220,7 @@ def sample(
         return x.gather(1, order.view(B, nbest, *[1] * (x.dim() - 2)).expand_as(x))
 
     return Hypotheses(per_sentence(hyps.tokens), per_sentence(hyps.token_scores), per_sentence(hyps.score[:, :1]),
-                      per_sentence(hyps.attention))  # fmt: skip
+                      per_sentence(hyps.attention), hyps.pad, hyps.eos)  # fmt: skip
 
 
 def _extend(history: torch.Tensor, flat: torch.Tensor, t: int, value: torch.Tensor) -> torch.Tensor:
@@ -252,10 +261,12 @@ def beam_search(
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be between 1 and beam={beam}, got {nbest}")
     device, B, K, S = src.device, src.size(0), beam, src.size(1)
-    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b), prefix_lengths(prefix, B, device))  # (B,)
+    pad, bos, eos = model.pad_id, model.bos_id, model.eos_id
+    most = getattr(model, "max_target_positions", 1 << 30)
+    limit = torch.maximum(max_lengths(src_mask, max_len_a, max_len_b, most), prefix_lengths(prefix, B, device, pad))
     steps = int(limit.max()) + 1
     # The results of all B sentences, filled in as sentences finish.
-    out_tokens = torch.full((B, nbest, steps), PAD_ID, dtype=torch.long, device=device)
+    out_tokens = torch.full((B, nbest, steps), pad, dtype=torch.long, device=device)
     out_tok_scores = torch.zeros(B, nbest, steps, device=device)
     out_scores = torch.full((B, nbest), NEG_INF, device=device)
     out_attn: torch.Tensor | None = None
@@ -266,15 +277,15 @@ def beam_search(
     state = state.expand(K)  # B*K rows: the K beams of a sentence are consecutive
     scores = torch.full((B, K), NEG_INF, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence to start with
-    alive_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
+    alive_tokens = torch.full((B, K, steps), pad, dtype=torch.long, device=device)
     alive_tok_scores = torch.zeros(B, K, steps, device=device)
     alive_attn: torch.Tensor | None = None
     # The K best finished hypotheses of each sentence, best first; the search of a sentence ends when it holds K.
-    fin_tokens = torch.full((B, K, steps), PAD_ID, dtype=torch.long, device=device)
+    fin_tokens = torch.full((B, K, steps), pad, dtype=torch.long, device=device)
     fin_tok_scores = torch.zeros(B, K, steps, device=device)
     fin_attn: torch.Tensor | None = None
     fin_scores = torch.full((B, K), NEG_INF, device=device)
-    prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
+    prev = torch.full((B * K,), bos, dtype=torch.long, device=device)
     first_limit = int(limit.min())  # no sentence is at its length limit before this step
 
     for t in range(steps):
@@ -286,14 +297,14 @@ def beam_search(
         V = log_probs.size(-1)
         if t >= first_limit:  # forced EOS at the length limit, touching only those sentences' rows
             at_limit = (limit <= t).nonzero().squeeze(1)
-            eos = log_probs[at_limit, :, EOS_ID]
+            end = log_probs[at_limit, :, eos]
             log_probs[at_limit] = NEG_INF
-            log_probs[at_limit, :, EOS_ID] = eos
-        log_probs[..., PAD_ID] = NEG_INF
-        log_probs[..., BOS_ID] = NEG_INF
+            log_probs[at_limit, :, eos] = end
+        log_probs[..., pad] = NEG_INF
+        log_probs[..., bos] = NEG_INF
         if prefix is not None and t < prefix.size(1):
             forced = prefix[ids].repeat_interleave(K, 0)
-            log_probs = force_prefix(log_probs.view(b * K, V), forced, t).view(b, K, V)
+            log_probs = force_prefix(log_probs.view(b * K, V), forced, t, pad).view(b, K, V)
 
         cand = (scores.unsqueeze(-1) + log_probs).view(b, K * V)
         cand_scores, cand_idx = cand.topk(min(2 * K, K * V), dim=1)  # (b, 2K), best first
@@ -312,7 +323,7 @@ def beam_search(
             cand_attn = _extend(alive_attn, flat, t, attn.float().view(b, K, S)[rows[:, None], cand_beam])
 
         # Finish EOS candidates that rank among the top K (and are real).
-        is_eos = cand_tok == EOS_ID
+        is_eos = cand_tok == eos
         finishing = is_eos & (torch.arange(cand_tok.size(1), device=device) < K) & (cand_scores > NEG_INF)
         normed = cand_scores / length_penalty(torch.full_like(cand_scores, t + 1), alpha)
         pool = torch.cat([fin_scores, normed.masked_fill(~finishing, NEG_INF)], dim=1)
@@ -355,12 +366,14 @@ def beam_search(
             prev = prev.view(b, K)[going].view(-1)
         state = state.reorder(parents)
 
-    length = int((out_tokens != PAD_ID).sum(-1).max())
+    length = int((out_tokens != pad).sum(-1).max())
     return Hypotheses(
         tokens=out_tokens[..., :length],
         token_scores=out_tok_scores[..., :length],
         score=out_scores,
         attention=None if out_attn is None else out_attn[:, :, :length],
+        pad=pad,
+        eos=eos,
     )
 
 

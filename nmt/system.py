@@ -129,7 +129,8 @@ class Seq2SeqSystem(L.LightningModule):
         return self(batch)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss_sum, nll_sum = label_smoothed_nll(self.train_forward(batch), batch.tgt_out, self.hparams.label_smoothing)
+        loss_sum, nll_sum = label_smoothed_nll(self.train_forward(batch), batch.tgt_out, self.hparams.label_smoothing,
+                                               self.net.pad_id)  # fmt: skip
         loss = loss_sum / batch.ntokens
         self._loss = loss.detach()  # for the step guard, after backward
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.ntokens)
@@ -204,7 +205,7 @@ class Seq2SeqSystem(L.LightningModule):
             self.tokenizer = datamodule.tokenizer
 
     def _eval_step(self, batch: Batch, prefix: str) -> None:
-        _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0)
+        _, nll_sum = label_smoothed_nll(self(batch), batch.tgt_out, 0.0, self.net.pad_id)
         beam = self.hparams.val_beam if prefix == "val" else self.hparams.test_beam
         hyps = search.decode_batch(self.net, batch.src, batch.src_mask, beam=beam, attention=False)
         store = self._eval.setdefault(prefix, [torch.zeros(2, device=self.device), []])

@@ -20,5 +20,5 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   echo "[install] $TORCH_SPEC"
   python -m pip install -q "$TORCH_SPEC" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
-echo "[install] nmt, its requirements and the optional export and serve packages"
-python -m pip install -q -e ".[dev,export,serve]"
+echo "[install] nmt, its requirements and the optional export, serve and hf packages"
+python -m pip install -q -e ".[dev,export,serve,hf]"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -196,3 +200,30 @@ def train_losses(model, batch, steps: int, lr: float, smoothing: float = 0.0) ->
         opt.zero_grad()
         losses.append(loss.item() / batch.ntokens)
     return losses
+
+
+def http_call(port: int, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def start_server(ckpt, *options: str) -> tuple[subprocess.Popen, int]:
+    """``nmt serve`` on a free port of 127.0.0.1, once it answers /health: (process, port)."""
+    pytest.importorskip("fastapi")
+    port = free_port()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--ckpt", str(ckpt), "--port", str(port), *options],
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    start = time.time()
+    while True:
+        try:
+            if http_call(port, "/health")[0] == 200:
+                return proc, port
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() - start < 120
+            time.sleep(0.2)

@@ -77,7 +77,8 @@ def test_a_network_remembers_the_arguments_that_build_it_again():
     assert net.config["init_args"] == {
         "bidirectional": False, "emb_size": 8, "hidden_size": 12, "num_layers": 1, "dropout": 0.2, "cell": "lstm",
         "share_embeddings": True, "tie_output": True, "teacher_forcing_ratio": 1.0, "src_vocab_size": 30,
-        "tgt_vocab_size": 30, "max_len_a": 1.5, "max_len_b": 10, "length_penalty": 0.6,
+        "tgt_vocab_size": 30, "max_len_a": 1.5, "max_len_b": 10, "length_penalty": 0.6, "pad_id": 0, "bos_id": 2,
+        "eos_id": 3,
     }  # fmt: skip
     again = build(net.config)
     assert type(again) is GRUNet and again.config == net.config

@@ -127,6 +127,7 @@ class _Scripted:
     EOS (p = e^-1) just beats token 4 (e^-1.1); after token 4, EOS is almost certain (e^-0.05)."""
 
     V = 8
+    pad_id, bos_id, eos_id = PAD_ID, BOS_ID, EOS_ID
 
     def encode(self, src, src_mask, attention):
         return _Rows(dummy=torch.zeros(src.size(0), 1))

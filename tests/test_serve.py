@@ -1,10 +1,7 @@
 """nmt serve over real HTTP on localhost: nmt translate's answers, 4xx for bad requests, shared batches."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -12,34 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import checkpoint, free_port, load, run_nmt, together
-
-
-def _call(port: int, path: str, body: bytes | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST" if body else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def start_server(ckpt, *options: str) -> tuple[subprocess.Popen, int]:
-    """``nmt serve`` on a free port of 127.0.0.1, once it answers /health."""
-    pytest.importorskip("fastapi")
-    port = free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--ckpt", str(ckpt), "--port", str(port), *options],
-                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    start = time.time()
-    while True:
-        try:
-            if _call(port, "/health")[0] == 200:
-                return proc, port
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.time() - start < 120
-            time.sleep(0.2)
+from tests.conftest import checkpoint, http_call, load, run_nmt, start_server, together
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +23,7 @@ def server(tiny_runs):
 def test_the_server_answers_as_nmt_translate_does(server, tiny_runs):
     lines = ["On Monday, Anna saw two dogs.", "", "The book costs five euros."]
     for options in ({"beam": 1}, {"beam": 5, "scores": True}, {"beam": 4, "nbest": 2}):
-        status, answer = _call(server, "/translate", json.dumps({"text": lines, **options}).encode())
+        status, answer = http_call(server, "/translate", json.dumps({"text": lines, **options}).encode())
         assert status == 200, answer
         flags = ["--beam", str(options["beam"]), "--nbest", str(options.get("nbest", 1))]
         expected = run_nmt("translate", "--ckpt", str(checkpoint(tiny_runs["transformer"])), *flags, "--scores",
@@ -79,16 +49,16 @@ def test_the_server_answers_as_nmt_translate_does(server, tiny_runs):
      (json.dumps({"text": ["x " * 150_000]}).encode(), 413, "bytes")],
 )  # fmt: skip
 def test_bad_requests_get_a_4xx_and_the_server_goes_on(server, body, status, message):
-    got, answer = _call(server, "/translate", body)
+    got, answer = http_call(server, "/translate", body)
     assert got == status and message in answer["error"]
-    assert _call(server, "/health")[0] == 200
+    assert http_call(server, "/health")[0] == 200
 
 
 def test_concurrent_requests_are_batched_together(server):
-    before = _call(server, "/health")[1]
+    before = http_call(server, "/health")[1]
     bodies = [(server, "/translate", json.dumps({"text": [f"Anna saw {i} dogs."]}).encode()) for i in range(24)]
-    answers = together(_call, bodies)
-    after = _call(server, "/health")[1]
+    answers = together(http_call, bodies)
+    after = http_call(server, "/health")[1]
     assert all(status == 200 for status, _ in answers) and len(answers) == 24
     assert after["requests"] - before["requests"] == 24 and after["batches"] - before["batches"] < 24
 
@@ -114,7 +84,7 @@ def test_every_error_is_json_with_an_error_and_the_api_is_described(server, tiny
     tok = load(checkpoint(tiny_runs["transformer"])).tokenizer
     long = ".," * 990
     assert len(tok.encode_src([long])[0]) > 1024
-    status, answer = _call(server, "/translate", json.dumps({"text": ["Anna.", long]}).encode())
+    status, answer = http_call(server, "/translate", json.dumps({"text": ["Anna.", long]}).encode())
     assert status == 413 and answer["error"].startswith("'text'[1] has ") and "at most 1024" in answer["error"]
 
 
@@ -140,7 +110,7 @@ def test_a_long_request_does_not_hold_up_the_others(slow_server):
     finished: dict[str, float] = {}
 
     def long_client():
-        status, answer = _call(port, "/translate", long_body)
+        status, answer = http_call(port, "/translate", long_body)
         finished["long"] = time.monotonic()
         assert status == 200 and len(answer["translations"]) == 256
 
@@ -148,20 +118,20 @@ def test_a_long_request_does_not_hold_up_the_others(slow_server):
     client = threading.Thread(target=long_client)
     client.start()
     time.sleep(1.0)
-    backlog = _call(port, "/health")[1]
+    backlog = http_call(port, "/health")[1]
     assert backlog["waiting_lines"] > 0 and backlog["busy_s"] is not None
     latencies = []
     for i in range(10):
         t = time.monotonic()
-        status, answer = _call(port, "/translate", json.dumps({"text": [f"Anna saw {i} dogs."]}).encode())
+        status, answer = http_call(port, "/translate", json.dumps({"text": [f"Anna saw {i} dogs."]}).encode())
         latencies.append(time.monotonic() - t)
         assert status == 200 and len(answer["translations"]) == 1
     shorts_done = time.monotonic()
     client.join(timeout=300)
     assert "long" in finished and shorts_done < finished["long"], "the short requests waited for the long one"
     assert max(latencies) < (finished["long"] - start) / 3, (latencies, finished["long"] - start)
-    assert _call(port, "/health")[1]["waiting_lines"] == 0
-    status, answer = _call(port, "/translate", json.dumps({"text": [LONG * 10] * 256, "beam": 64}).encode())
+    assert http_call(port, "/health")[1]["waiting_lines"] == 0
+    status, answer = http_call(port, "/translate", json.dumps({"text": [LONG * 10] * 256, "beam": 64}).encode())
     assert status == 413 and "decoder steps" in answer["error"] and "--max-work" in answer["error"]
 
 
@@ -172,15 +142,15 @@ def test_the_work_of_a_client_that_left_is_dropped(slow_server):
     with pytest.raises(OSError):  # the client gives up after a second and closes its connection
         urllib.request.urlopen(request, timeout=1.0)
     deadline = time.monotonic() + 10
-    while _call(port, "/health")[1]["waiting_lines"] and time.monotonic() < deadline:
+    while http_call(port, "/health")[1]["waiting_lines"] and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _call(port, "/health")[1]["waiting_lines"] == 0  # its remaining lines are not decoded
+    assert http_call(port, "/health")[1]["waiting_lines"] == 0  # its remaining lines are not decoded
 
 
 def test_sigterm_answers_what_waits_and_stops_in_bounded_time(slow_server):
     proc, port = slow_server
     answers = []
-    client = threading.Thread(target=lambda: answers.append(_call(port, "/translate", json.dumps(
+    client = threading.Thread(target=lambda: answers.append(http_call(port, "/translate", json.dumps(
         {"text": [LONG] * 256, "beam": 16}).encode())))  # fmt: skip
     client.start()
     time.sleep(1.0)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from nmt.commands.io import output, refuse_overwriting
 from nmt.data.corpus import normalize, read_lines
-from nmt.data.tokenizer import UNK_ID
 from nmt.engines import ENGINES, DecodeOptions, engine_class, open_engine
 from nmt.errors import NmtError
 from nmt.hardware import parse_device
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     tok = engine.tokenizer
     ids = tok.encode_tgt(targets)
     pieces = [tok.tgt_pieces(seq[1:-1]) + ["</s>"] for seq in ids]
-    unknown = [seq.count(UNK_ID) for seq in ids]
+    unknown = [seq.count(tok.specials.unk) for seq in ids]
     with output(args.output) as out:
         scored = engine.score(sources, targets, args.max_tokens)
         for source, target, tokens, scores, unk in zip(sources, targets, pieces, scored, unknown):

@@ -63,7 +63,7 @@ def gradient_by_distance(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[i
     try:
         for rows in _batches(src, max_tokens):
             captured.clear()
-            batch = Batch.collate([(i, src[i], tgt[i]) for i in rows]).to(net.device)
+            batch = Batch.collate([(i, src[i], tgt[i]) for i in rows], net.pad_id).to(net.device)
             with torch.enable_grad():
                 log_probs = torch.log_softmax(net(batch).float(), -1)  # (B, T, V)
                 last = batch.tgt_mask.sum(1) - 2  # the last word's position (before EOS)

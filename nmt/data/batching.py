@@ -12,9 +12,9 @@ from torch.utils.data import Sampler
 from nmt.data.tokenizer import PAD_ID
 
 
-def pad(seqs: list[list[int]]) -> torch.Tensor:
-    """Right-pad id lists with PAD into a (N, L) long tensor."""
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
+def pad(seqs: list[list[int]], pad_id: int = PAD_ID) -> torch.Tensor:
+    """Right-pad id lists with ``pad_id`` into a (N, L) long tensor."""
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
     for row, seq in enumerate(seqs):
         out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
     return out
@@ -38,15 +38,15 @@ class Batch:
     ntokens: int  # real target tokens (labels that count in the loss)
 
     @classmethod
-    def collate(cls, items: list[tuple[int, list[int], list[int]]]) -> Batch:
+    def collate(cls, items: list[tuple[int, list[int], list[int]]], pad_id: int = PAD_ID) -> Batch:
         index, src, tgt = zip(*items)
-        src_t, tgt_t = pad(list(src)), pad(list(tgt))
+        src_t, tgt_t = pad(list(src), pad_id), pad(list(tgt), pad_id)
         tgt_in, tgt_out = tgt_t[:, :-1], tgt_t[:, 1:]
-        tgt_mask = tgt_out != PAD_ID
+        tgt_mask = tgt_out != pad_id
         return cls(
             src=src_t,
             src_lengths=torch.tensor([len(s) for s in src], dtype=torch.long),
-            src_mask=src_t != PAD_ID,
+            src_mask=src_t != pad_id,
             tgt_in=tgt_in.contiguous(),
             tgt_out=tgt_out.contiguous(),
             tgt_mask=tgt_mask,

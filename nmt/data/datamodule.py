@@ -9,6 +9,7 @@ already cached by the content of the files and the settings, and compute only wh
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from nmt.data.batching import Batch, TokenBudgetBatchSampler
 from nmt.data.encoding import Settings
 from nmt.data.parallel import default_workers
 from nmt.data.spm_sample import SPM_SEED, spm_sample
-from nmt.data.tokenizer import Tokenizer
+from nmt.data.tokenizer import Specials, Tokenizer
 from nmt.errors import NmtError
 from nmt.files import atomic_folder, atomic_write
 
@@ -152,6 +153,11 @@ class TranslationDataModule(L.LightningDataModule):
     @property
     def tgt_vocab_size(self) -> int:
         return self.tokenizer.tgt_vocab_size if self.tokenizer else self.hparams.vocab_size
+
+    @property
+    def specials(self) -> Specials:
+        """The tokenizer's special ids (linked into the network; nmt's own until a given tokenizer says otherwise)."""
+        return self.tokenizer.specials if self.tokenizer else Specials()
 
     # ----------------------------------------------------------------- reading
     def synthetic_dir(self) -> Path:
@@ -316,7 +322,7 @@ class TranslationDataModule(L.LightningDataModule):
         return DataLoader(
             ds,
             batch_sampler=sampler,
-            collate_fn=Batch.collate,
+            collate_fn=functools.partial(Batch.collate, pad_id=self.tokenizer.specials.pad),
             num_workers=workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from nmt.data.batching import TokenBudgetBatchSampler
 from nmt.data.corpus import normalize
-from nmt.data.tokenizer import UNK_ID, Tokenizer
+from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -177,9 +177,11 @@ def prepare(tokenizer: Tokenizer, lines: list[str], max_positions: int, prefixes
         src[i] = src[i][: max_positions - 1] + [src[i][-1]]
     forced, unknown = None, {}
     if prefixes is not None:
-        forced = [tokenizer.tgt.encode(normalize(p)) for p in prefixes]
+        forced = [tokenizer.encode_prefix(normalize(p)) for p in prefixes]
         unknown = {
-            i: tokenizer.unknown(normalize(p)) for i, (p, ids) in enumerate(zip(prefixes, forced)) if UNK_ID in ids
+            i: tokenizer.unknown(normalize(p))
+            for i, (p, ids) in enumerate(zip(prefixes, forced))
+            if tokenizer.specials.unk in ids
         }
     return Prepared(texts, src, too_long, forced, unknown)
 

@@ -43,6 +43,8 @@ class CTranslate2Engine(Engine):
         export = open_export(folder)
         self.folder, self.settings, self.tokenizer = export.folder, export.settings, export.tokenizer
         self.max_source_positions = self.settings["max_positions"]
+        specials = self.tokenizer.specials
+        self._never = [[p] for p in dict.fromkeys(self.tokenizer.tgt_pieces([specials.pad, specials.bos]))]
         if device == "cpu":
             cores = threads or torch.get_num_threads()
             self.translator = ctranslate2.Translator(str(folder), device, inter_threads=cores, intra_threads=1)
@@ -81,14 +83,15 @@ class CTranslate2Engine(Engine):
         pending = []
         for rows in self.batches(prepared, options):
             sources = [tok.src_pieces(prepared.src[i][:-1]) for i in rows]  # CTranslate2 adds the EOS
-            limits = search.length_limits(torch.tensor([len(prepared.src[i]) for i in rows]), a, b).tolist()
+            lengths = torch.tensor([len(prepared.src[i]) for i in rows])
+            limits = search.length_limits(lengths, a, b, self.max_source_positions).tolist()
             prefix = None
             if prepared.prefixes is not None:
                 prefix = [tok.tgt_pieces(prepared.prefixes[i]) or None for i in rows]
             results = self.translator.translate_batch(
                 sources, prefix, max_batch_size=0, beam_size=beam, num_hypotheses=beam, length_penalty=own,
                 return_scores=True, max_decoding_length=max(limits) + 1, min_decoding_length=0,
-                max_input_length=0, suppress_sequences=[["<pad>"], ["<s>"]],  # as nmt's search: never padding or BOS
+                max_input_length=0, suppress_sequences=self._never,  # as nmt's search: never padding or BOS
                 asynchronous=True,
             )  # fmt: skip
             pending.append((rows, sources, limits, results))
@@ -104,7 +107,7 @@ class CTranslate2Engine(Engine):
                     penalty = search.length_penalty(torch.tensor(len(pieces) + 1), alpha if beam > 1 else 0.0)
                     ranked.append((raw / penalty.item(), pieces))
                 ranked.sort(key=lambda hyp: -hyp[0])
-                out[i] = [Translation(tok.decode_tgt([[tok.tgt.piece_to_id(p) for p in pieces]])[0], score, pieces,
+                out[i] = [Translation(tok.decode_tgt([[tok.tgt_id(p) for p in pieces]])[0], score, pieces,
                                       [], None) for score, pieces in ranked[: options.nbest]]  # fmt: skip
         if options.scores:
             self._score_again(prepared, out, alpha if beam > 1 else 0.0, options.max_tokens)

@@ -9,7 +9,7 @@ import torch
 
 from nmt import search
 from nmt.data.batching import pad
-from nmt.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
+from nmt.data.tokenizer import Tokenizer
 from nmt.engines.base import DecodeOptions, Engine, Prepared, Translation
 from nmt.ensemble import Ensemble
 from nmt.errors import NmtError
@@ -66,13 +66,13 @@ class NmtEngine(Engine):
         out: list[list[Translation]] = [[] for _ in prepared.texts]
         with self._precision():
             for rows in self.batches(prepared, options):
-                ids = pad([prepared.src[i] for i in rows]).to(device)
+                ids = pad([prepared.src[i] for i in rows], net.pad_id).to(device)
                 prefix = None
                 if prepared.prefixes is not None and any(prepared.prefixes[i] for i in rows):
-                    prefix = pad([prepared.prefixes[i] or [PAD_ID] for i in rows]).to(device)
-                hyps = search.decode_batch(net, ids, ids != PAD_ID, options.beam, options.nbest, options.length_penalty,
-                                           options.attention, prefix, sampling, options.max_len_a,
-                                           options.max_len_b)  # fmt: skip
+                    prefix = pad([prepared.prefixes[i] or [net.pad_id] for i in rows], net.pad_id).to(device)
+                o = options
+                hyps = search.decode_batch(net, ids, ids != net.pad_id, o.beam, o.nbest, o.length_penalty, o.attention,
+                                           prefix, sampling, o.max_len_a, o.max_len_b)  # fmt: skip
                 lengths = hyps.lengths().tolist()
                 for rank in range(options.nbest):
                     texts = tok.decode_tgt(hyps.token_lists(rank))
@@ -85,7 +85,7 @@ class NmtEngine(Engine):
                         out[i].append(Translation(
                             text=texts[j],
                             score=float(hyps.score[j, rank]),
-                            tokens=tok.tgt_pieces([t for t in ids_out if t != EOS_ID]),
+                            tokens=tok.tgt_pieces([t for t in ids_out if t != net.eos_id]),
                             token_scores=hyps.token_scores[j, rank, :n].tolist(),
                             attention=attention,
                         ))  # fmt: skip

@@ -20,14 +20,31 @@ from torch import nn
 
 from nmt.modules.dropout import Dropout, dropout
 
+#: Position tables: "vaswani" (nmt's: sin and cos interleaved, from position 0), "marian" (the same frequencies,
+#: sines in the first half of the dimensions and cosines in the second, from 0: MarianMT), "fairseq" (sines then
+#: cosines with frequencies 10000^(-i / (d/2 - 1)), the first position being pad_id + 1: fairseq, M2M100).
+POSITIONS = ("vaswani", "marian", "fairseq")
 
-def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (section 3.5). -> (P, D)"""
+
+def sinusoidal_positions(max_positions: int, d_model: int, layout: str = "vaswani", pad_id: int = 0) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (section 3.5), laid out as ``layout``
+    (see :data:`POSITIONS`). -> (P, D)"""
+    if layout not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, not '{layout}'")
+    half = d_model // 2
+    if layout == "fairseq":
+        freq = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+        pos = torch.arange(pad_id + 1, pad_id + 1 + max_positions, dtype=torch.float32).unsqueeze(1)
+        table = torch.cat([torch.sin(pos * freq), torch.cos(pos * freq)], dim=1)
+        return torch.cat([table, torch.zeros(max_positions, d_model - 2 * half)], dim=1)
     pos = torch.arange(max_positions, dtype=torch.float32).unsqueeze(1)
     freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    sines, cosines = torch.sin(pos * freq), torch.cos(pos * freq)[:, : d_model // 2]
+    if layout == "marian":
+        return torch.cat([sines, cosines], dim=1)
     table = torch.zeros(max_positions, d_model)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
+    table[:, 0::2] = sines
+    table[:, 1::2] = cosines
     return table
 
 
@@ -118,11 +135,19 @@ def extend_cache(cache: torch.Tensor, new: torch.Tensor, order: torch.Tensor | N
     return out
 
 
-class FeedForward(nn.Sequential):
-    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), with optional dropout on the ReLU output."""
+#: The feed-forward block's activation: ReLU (eq. 2), GELU (exact) or swish (SiLU, MarianMT's).
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU}
 
-    def __init__(self, d_model: int, d_ff: int, activation_dropout: float):
-        super().__init__(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(activation_dropout), nn.Linear(d_ff, d_model))
+
+class FeedForward(nn.Sequential):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2; another activation if asked), with optional dropout on the
+    activation's output."""
+
+    def __init__(self, d_model: int, d_ff: int, activation_dropout: float, activation: str = "relu"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not '{activation}'")
+        super().__init__(nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), Dropout(activation_dropout),
+                         nn.Linear(d_ff, d_model))  # fmt: skip
 
 
 class _Sublayer(nn.Module):
@@ -140,10 +165,10 @@ class _Sublayer(nn.Module):
 
 class EncoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool,
-                 act_dropout: float = 0.0):  # fmt: skip
+                 act_dropout: float = 0.0, activation: str = "relu"):  # fmt: skip
         super().__init__()
         self.attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
-        self.ff = FeedForward(d_model, d_ff, act_dropout)
+        self.ff = FeedForward(d_model, d_ff, act_dropout, activation)
         self.sub_attn = _Sublayer(d_model, dropout, pre_norm)
         self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
 
@@ -155,11 +180,11 @@ class EncoderLayer(nn.Module):
 
 class DecoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float, pre_norm: bool,
-                 act_dropout: float = 0.0):  # fmt: skip
+                 act_dropout: float = 0.0, activation: str = "relu"):  # fmt: skip
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, attn_dropout)
-        self.ff = FeedForward(d_model, d_ff, act_dropout)
+        self.ff = FeedForward(d_model, d_ff, act_dropout, activation)
         self.sub_self = _Sublayer(d_model, dropout, pre_norm)
         self.sub_cross = _Sublayer(d_model, dropout, pre_norm)
         self.sub_ff = _Sublayer(d_model, dropout, pre_norm)
@@ -192,15 +217,18 @@ class DecoderLayer(nn.Module):
 
 
 class Embedding(nn.Module):
-    """Token embedding scaled by sqrt(d_model) plus sinusoidal positions (section 3.4-3.5)."""
+    """Token embedding scaled by sqrt(d_model) (unless ``scale`` is off) plus sinusoidal positions (section
+    3.4-3.5) laid out as ``positions`` (:data:`POSITIONS`)."""
 
-    def __init__(self, vocab_size: int, d_model: int, pad_id: int, max_positions: int, dropout: float):
+    def __init__(self, vocab_size: int, d_model: int, pad_id: int, max_positions: int, dropout: float,
+                 scale: bool = True, positions: str = "vaswani"):  # fmt: skip
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         nn.init.normal_(self.tokens.weight, std=d_model**-0.5)
         nn.init.zeros_(self.tokens.weight[pad_id])
-        self.register_buffer("positions", sinusoidal_positions(max_positions, d_model), persistent=False)
-        self.scale, self.drop = math.sqrt(d_model), Dropout(dropout)
+        table = sinusoidal_positions(max_positions, d_model, positions, pad_id)
+        self.register_buffer("positions", table, persistent=False)
+        self.scale, self.drop = math.sqrt(d_model) if scale else 1.0, Dropout(dropout)
 
     def forward(self, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:  # (B, L) -> (B, L, D)
         length = ids.size(1)
@@ -212,10 +240,11 @@ class Embedding(nn.Module):
 
 class TransformerEncoder(nn.Module):
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
-                 pre_norm: bool, act_dropout: float = 0.0):  # fmt: skip
+                 pre_norm: bool, act_dropout: float = 0.0, activation: str = "relu"):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout) for _ in range(n_layers)
+            EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout, activation)
+            for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 
@@ -227,10 +256,11 @@ class TransformerEncoder(nn.Module):
 
 class TransformerDecoder(nn.Module):
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float, attn_dropout: float,
-                 pre_norm: bool, act_dropout: float = 0.0):  # fmt: skip
+                 pre_norm: bool, act_dropout: float = 0.0, activation: str = "relu"):  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout) for _ in range(n_layers)
+            DecoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout, pre_norm, act_dropout, activation)
+            for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
 

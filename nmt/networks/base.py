@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from nmt.data.batching import Batch
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.networks.state import DecoderState
 
 
@@ -50,9 +51,14 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         max_len_a: outputs end after ``max_len_a * source_length + max_len_b`` tokens.
         max_len_b: see ``max_len_a``.
         length_penalty: GNMT alpha of beam search (0 ranks by raw log-probability; see :mod:`nmt.search`).
+        pad_id: the vocabulary's padding id (linked from the data module's tokenizer by the CLI; an imported
+            model's is its own).
+        bos_id: the decoder's first input (nmt's ``<s>``; an imported MarianMT model starts from its padding id).
+        eos_id: the id that ends a sentence.
     """
 
     max_source_positions = 1024  # longest source the network accepts; longer ones are truncated
+    max_target_positions = 1 << 30  # longest output it can produce (a Transformer's position table)
 
     def __init__(
         self,
@@ -61,12 +67,16 @@ class Seq2SeqNet(nn.Module, abc.ABC):
         max_len_a: float = 1.5,
         max_len_b: int = 10,
         length_penalty: float = 1.0,
+        pad_id: int = PAD_ID,
+        bos_id: int = BOS_ID,
+        eos_id: int = EOS_ID,
     ):
         super().__init__()
         cls = type(self)
         self.config = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": constructor_arguments(self)}
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.max_len_a, self.max_len_b, self.length_penalty = max_len_a, max_len_b, length_penalty
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
     @property
     def device(self) -> torch.device:

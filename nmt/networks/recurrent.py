@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.data.batching import Batch
-from nmt.data.tokenizer import PAD_ID
 from nmt.modules.dropout import Dropout
 from nmt.modules.rnn import Bridge, Hidden, Readout, RNNEncoder, make_rnn
 from nmt.networks.base import Seq2SeqNet
@@ -79,8 +78,9 @@ class RecurrentNet(Seq2SeqNet):
             raise ValueError("share_embeddings needs one vocabulary; use --data.joint_vocab true or turn it off")
         self.emb_size, self.hidden_size, self.num_layers, self.cell = emb_size, hidden_size, num_layers, cell
         self.tie_output, self.teacher_forcing_ratio = tie_output, teacher_forcing_ratio
-        self.src_embed = nn.Embedding(self.src_vocab_size, emb_size, padding_idx=PAD_ID)
-        self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(self.tgt_vocab_size, emb_size, PAD_ID)
+        self.src_embed = nn.Embedding(self.src_vocab_size, emb_size, padding_idx=self.pad_id)
+        self.tgt_embed = self.src_embed if share_embeddings else nn.Embedding(self.tgt_vocab_size, emb_size,
+                                                                              self.pad_id)  # fmt: skip
         self.encoder = RNNEncoder(cell, emb_size, hidden_size, num_layers, dropout, bidirectional)
         self.bridge = Bridge(hidden_size)
         self.dropout = Dropout(dropout)

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.data.batching import Batch
-from nmt.data.tokenizer import PAD_ID
 from nmt.modules.transformer import Embedding, TransformerDecoder, TransformerEncoder
 from nmt.networks.base import Seq2SeqNet
 from nmt.networks.state import DecoderState, source_field
@@ -67,10 +66,17 @@ class TransformerNet(Seq2SeqNet):
         share_embeddings: one embedding table for source and target (needs a joint vocabulary;
             linked from ``data.joint_vocab`` by the CLI).
         tie_output: the output projection reuses the target embedding (Press & Wolf 2017).
+        output_bias: the output projection has a bias (MarianMT's ``final_logits_bias``).
+        activation: the feed-forward activation: ``relu`` (the paper's), ``gelu`` or ``swish`` (MarianMT's).
+        scale_embedding: multiply token embeddings by sqrt(d_model) (section 3.4).
+        positions: the sinusoid table: ``vaswani`` (sin and cos interleaved, from position 0), ``marian`` (the
+            same frequencies, sines then cosines) or ``fairseq`` (sines then cosines with fairseq's frequencies,
+            from position pad_id + 1, as M2M100); a model exports to Hugging Face with marian (post-norm) or
+            fairseq (pre-norm).
         max_positions: longest sequence the positional table covers (longer sources are truncated).
         attention_layer: decoder layer whose cross-attention is reported for plots and alignments (-1: the last).
         attention_head: head reported (None: the average over heads).
-        **kwargs: vocabulary sizes and search defaults, see :class:`~nmt.networks.base.Seq2SeqNet`.
+        **kwargs: vocabulary sizes, special ids and search defaults, see :class:`~nmt.networks.base.Seq2SeqNet`.
     """
 
     def __init__(
@@ -86,6 +92,10 @@ class TransformerNet(Seq2SeqNet):
         pre_norm: bool = True,
         share_embeddings: bool = True,
         tie_output: bool = True,
+        output_bias: bool = False,
+        activation: str = "relu",
+        scale_embedding: bool = True,
+        positions: str = "vaswani",
         max_positions: int = 1024,
         attention_layer: int = -1,
         attention_head: int | None = None,
@@ -97,17 +107,18 @@ class TransformerNet(Seq2SeqNet):
                 f"share_embeddings needs one vocabulary, got {self.src_vocab_size} source and "
                 f"{self.tgt_vocab_size} target pieces; use --data.joint_vocab true or share_embeddings false"
             )
-        self.src_embed = Embedding(self.src_vocab_size, d_model, PAD_ID, max_positions, dropout)
-        self.tgt_embed = self.src_embed if share_embeddings else Embedding(
-            self.tgt_vocab_size, d_model, PAD_ID, max_positions, dropout
-        )  # fmt: skip
-        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, activation_dropout)
+        embedding = (d_model, self.pad_id, max_positions, dropout, scale_embedding, positions)
+        self.src_embed = Embedding(self.src_vocab_size, *embedding)
+        self.tgt_embed = self.src_embed if share_embeddings else Embedding(self.tgt_vocab_size, *embedding)
+        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, activation_dropout, activation)
         self.encoder = TransformerEncoder(encoder_layers, *layer_args)
         self.decoder = TransformerDecoder(decoder_layers, *layer_args)
-        self.output = nn.Linear(d_model, self.tgt_vocab_size, bias=False)
+        self.output = nn.Linear(d_model, self.tgt_vocab_size, bias=output_bias)
+        if output_bias:
+            nn.init.zeros_(self.output.bias)
         if tie_output:
             self.output.weight = self.tgt_embed.tokens.weight
-        self.max_source_positions = max_positions
+        self.max_source_positions = self.max_target_positions = max_positions
         self.n_heads, self.decoder_layers = n_heads, decoder_layers
         self.attention_layer, self.attention_head = attention_layer, attention_head
 
