@@ -148,6 +148,13 @@ class Checkpoint:
         return self.contents["nmt"].get("tokenizer")
 
     @property
+    def languages(self) -> list[str] | None:
+        """The source and target languages it was trained on (the data module's, or an import's), if known."""
+        data = self.contents.get("datamodule_hyper_parameters") or {}
+        langs = [data.get("src_lang"), data.get("tgt_lang")] if data else self.contents["nmt"].get("languages")
+        return langs if langs and all(langs) else None
+
+    @property
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The training system's weights (the network's under ``net.``)."""
         return self.contents["state_dict"]

@@ -50,6 +50,7 @@ class Ensemble(nn.Module):
         self.pad_id, self.bos_id, self.eos_id = first.pad_id, first.bos_id, first.eos_id
         self.max_source_positions = min(m.max_source_positions for m in members)
         self.max_target_positions = min(m.max_target_positions for m in members)
+        self.has_attention = any(m.has_attention for m in members)
 
     @property
     def device(self) -> torch.device:

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """A bounded load test of ``nmt serve`` on localhost: requests per second and latency percentiles.
 
-    python scripts/serve_benchmark.py --ckpt CKPT [--engine ctranslate2] [--requests 1000] [--clients 8]
+    python scripts/serve_benchmark.py --ckpt CKPT [--engine ctranslate2] [--requests 1000] [--clients 8] [--details]
 
 Starts ``nmt serve`` on a free port, sends ``--requests`` requests (one sentence each, from the
 embedded test set, beam ``--beam``) from ``--clients`` concurrent clients, and reports requests/s,
-p50/p95/p99 latency and how many batches the server ran them in. Writes JSON.
+p50/p95/p99 latency and how many batches the server ran them in. ``--details``: each request also asks
+for what the page shows (token probabilities, 5 alternatives a step, every layer's attention). Writes JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--details", action="store_true", help="ask for probabilities, alternatives and attention")
     parser.add_argument("--out", type=Path, default=Path("serve_bench.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
@@ -65,6 +67,7 @@ def main() -> None:
         latencies: list[float] = []
         lock = threading.Lock()
         todo = iter(range(args.requests))
+        details = {"probabilities": True, "alternatives": 5, "attention": True} if args.details else {}
 
         def client() -> None:
             while True:
@@ -73,7 +76,7 @@ def main() -> None:
                 if i is None:
                     return
                 sent = time.perf_counter()
-                call(port, "/translate", {"text": [sentences[i % len(sentences)]], "beam": args.beam})
+                call(port, "/translate", {"text": [sentences[i % len(sentences)]], "beam": args.beam, **details})
                 with lock:
                     latencies.append(time.perf_counter() - sent)
 
@@ -94,10 +97,11 @@ def main() -> None:
         return latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000
 
     result = {"ckpt": args.ckpt, "engine": args.engine, "requests": args.requests, "clients": args.clients,
-              "beam": args.beam, "seconds": seconds, "requests_per_s": args.requests / seconds,
+              "beam": args.beam, "details": args.details, "seconds": seconds, "requests_per_s": args.requests / seconds,
               "p50_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "batches": health["batches"],
               "cores": len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    print(f"{args.requests} requests from {args.clients} clients ({args.engine}, beam {args.beam}): "
+    shown = ", with details" if args.details else ""
+    print(f"{args.requests} requests from {args.clients} clients ({args.engine}, beam {args.beam}{shown}): "
           f"{result['requests_per_s']:.1f} requests/s, p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms, "
           f"p99 {result['p99_ms']:.0f} ms, {health['batches']} batches")  # fmt: skip
     args.out.write_text(json.dumps(result, indent=2))

@@ -211,12 +211,13 @@ def http_call(port: int, path: str, body: bytes | None = None) -> tuple[int, dic
         return err.code, json.loads(err.read())
 
 
-def start_server(ckpt, *options: str) -> tuple[subprocess.Popen, int]:
+def start_server(ckpt, *options: str) -> tuple[subprocess.Popen, int]:  # ckpt None: the options name the models
     """``nmt serve`` on a free port of 127.0.0.1, once it answers /health: (process, port)."""
     pytest.importorskip("fastapi")
     port = free_port()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--ckpt", str(ckpt), "--port", str(port), *options],
+    models = [] if ckpt is None else ["--ckpt", str(ckpt)]
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", *models, "--port", str(port), *options],
                             env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
     start = time.time()
     while True:

@@ -1,6 +1,7 @@
 """nmt serve over real HTTP on localhost: nmt translate's answers, 4xx for bad requests, shared batches."""
 
 import json
+import math
 import signal
 import threading
 import time
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 
 from tests.conftest import checkpoint, http_call, load, run_nmt, start_server, together
 
@@ -73,8 +75,8 @@ def _raw(port: int, method: str, path: str) -> tuple[int, dict | str]:
 
 
 def test_every_error_is_json_with_an_error_and_the_api_is_described(server, tiny_runs):
-    assert _raw(server, "GET", "/nowhere") == (404, {"error": "no such path /nowhere; the paths are POST /translate "
-                                                              "and GET /health"})  # fmt: skip
+    status, answer = _raw(server, "GET", "/nowhere")
+    assert status == 404 and answer["error"].startswith("no such path /nowhere; the paths are GET / (the page)")
     assert _raw(server, "GET", "/translate") == (405, {"error": "GET is not allowed on /translate"})
     assert _raw(server, "GET", "/docs")[0] == 404  # Swagger UI would load scripts from a CDN: none offline
     status, schema = _raw(server, "GET", "/openapi.json")
@@ -160,3 +162,89 @@ def test_sigterm_answers_what_waits_and_stops_in_bounded_time(slow_server):
     assert time.monotonic() - start < 10  # --stop-timeout 2, and a batch of 200 tokens
     client.join(timeout=30)
     assert answers and answers[0][0] == 503 and "the server is stopping" in answers[0][1]["error"]
+
+
+@pytest.fixture(scope="module")
+def models_server(tiny_runs):
+    proc, port = start_server(None, *(f"--model={name}={checkpoint(tiny_runs[name])}" for name in
+                                      ("transformer", "luong", "gru")), "--max-detail-lines", "4")  # fmt: skip
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_models_are_described(models_server, tiny_runs):
+    status, answer = http_call(models_server, "/models")
+    assert status == 200 and [m["name"] for m in answer["models"]] == ["transformer", "luong", "gru"]
+    transformer, luong, gru = answer["models"]
+    assert transformer["network"] == "TransformerNet" and transformer["languages"] == ["en", "de"]
+    from nmt.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.read(checkpoint(tiny_runs["transformer"]))
+    assert transformer["steps"] == ckpt.step > 0 and transformer["parameters"] > 1000
+    assert (transformer["layers"], transformer["heads"], luong["layers"], luong["heads"]) == (1, 2, 1, 1)
+    assert gru["features"] == {"attention": False, "alternatives": True, "sampling": True} and gru["layers"] is None
+
+
+def test_what_lies_behind_a_translation(models_server, tiny_runs, tmp_path):
+    lines = ["On Monday, Anna saw two dogs.", "", "Peter was born on May 1, 1990."]
+    for model in ("transformer", "luong"):
+        body = {"text": lines, "model": model, "probabilities": True, "alternatives": 3, "attention": True}
+        status, answer = http_call(models_server, "/translate", json.dumps(body).encode())
+        assert status == 200, answer
+        details = answer["details"]
+        assert details[1] == [] and len(details[0]) == len(details[2]) == 1
+        for found in details:
+            if not found:
+                continue
+            detail, steps = found[0], len(found[0]["tokens"]) + 1  # and EOS
+            assert len(detail["probabilities"]) == steps and all(0 < p <= 1 for p in detail["probabilities"])
+            assert len(detail["alternatives"]) == steps and all(len(a) == 3 for a in detail["alternatives"])
+            for t, alternatives in enumerate(detail["alternatives"][:-1]):  # greedy: the best is what was chosen
+                assert alternatives[0][0] == detail["tokens"][t]
+                assert alternatives[0][1] == pytest.approx(detail["probabilities"][t], abs=1e-3)
+                assert [p for _, p in alternatives] == sorted((p for _, p in alternatives), reverse=True)
+            attention = torch.tensor(detail["attention"])
+            layers, heads = (1, 2) if model == "transformer" else (1, 1)
+            assert attention.shape == (layers, heads, steps, len(detail["source_tokens"]))
+            assert torch.allclose(attention.sum(-1), torch.ones(layers, heads, steps), atol=1e-3)  # rows sum to 1
+        # The probabilities are nmt score's for the same output.
+        (tmp_path / "src").write_text(lines[0] + "\n", encoding="utf-8")
+        (tmp_path / "hyp").write_text(answer["translations"][0] + "\n", encoding="utf-8")
+        scored = run_nmt("score", "--ckpt", str(checkpoint(tiny_runs[model])), "--source", str(tmp_path / "src"),
+                         "--target", str(tmp_path / "hyp"), "--format", "jsonl")  # fmt: skip
+        record = json.loads(scored.stdout)
+        if record["tokens"][:-1] == details[0][0]["tokens"]:  # SentencePiece splits the text as the search did
+            expected = [math.exp(s) for s in record["token_scores"]]
+            assert details[0][0]["probabilities"] == pytest.approx(expected, abs=1e-3)
+    # A request without them costs what it did: no details at all.
+    status, plain = http_call(models_server, "/translate", json.dumps({"text": lines}).encode())
+    assert status == 200 and set(plain) == {"translations"}
+
+
+def test_sampling_over_http_is_seeded(models_server, tiny_runs):
+    body = json.dumps({"text": ["Anna saw two dogs."], "sample": True, "nbest": 2, "seed": 5, "topk": 10}).encode()
+    first, second = http_call(models_server, "/translate", body), http_call(models_server, "/translate", body)
+    assert first == second and first[0] == 200 and len(first[1]["translations"][0]) == 2
+    expected = run_nmt("translate", "--ckpt", str(checkpoint(tiny_runs["transformer"])), "--sample", "--nbest", "2",
+                       "--seed", "5", "--topk", "10", stdin="Anna saw two dogs.\n").stdout.splitlines()  # fmt: skip
+    assert first[1]["translations"][0] == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [({"alternatives": -1}, 422, "'alternatives' must be 0 or more"),
+     ({"alternatives": 21}, 422, "'alternatives' may be at most 20"),
+     ({"attention": "yes"}, 422, "'attention' must be true or false"),
+     ({"probabilities": 1}, 422, "'probabilities' must be true or false"),
+     ({"model": "marian"}, 422, "unknown model 'marian'; the models are transformer, luong, gru"),
+     ({"model": 3}, 422, "'model' must be a string"),
+     ({"model": "gru", "attention": True}, 422, "'attention': model 'gru' (GRUNet) has none to show"),
+     ({"sample": True, "temperature": 0}, 422, "'temperature' must be above 0"),
+     ({"sample": True, "beam": 3}, 422, "'sample' draws translations instead of searching"),
+     ({"text": ["a"] * 5, "attention": True}, 413, "at most 4 lines a request")],
+)  # fmt: skip
+def test_bad_detail_requests_get_a_4xx(models_server, body, status, message):
+    got, answer = http_call(models_server, "/translate", json.dumps({"text": ["Anna."], **body}).encode())
+    assert got == status and message in answer["error"], answer
+    assert http_call(models_server, "/health")[0] == 200

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.is_dir():
         raise NmtError(f"--out {args.out} is a folder; give a file name, e.g. {args.out}/imported.ckpt.")
     imported = read_marian(args.model)
-    contents = new(imported.network, imported.weights, imported.tokenizer.to_dict(), {"imported_from": args.model})
+    note = {"imported_from": args.model, "languages": list(imported.languages)}
+    contents = new(imported.network, imported.weights, imported.tokenizer.to_dict(), note)
     net = loading.build(imported.network)  # the network nmt will build from the checkpoint takes these weights
     net.load_state_dict(imported.weights)
     langs = imported.languages

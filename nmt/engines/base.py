@@ -242,3 +242,16 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def score(self, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
         """The log-probability of each target token (and of EOS, last) given its source, per pair."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict:
+        """What the model is (``nmt serve``'s GET /models): ``network``, ``parameters``, ``steps``, ``languages``,
+        ``layers`` and ``heads`` of its attention, and its ``features`` (attention, alternatives, sampling)."""
+
+    @abc.abstractmethod
+    def details(self, prepared: Prepared, results: list[list[Translation]], alternatives: int = 0,
+                attention: bool = False, max_tokens: int = 4096) -> list[list[dict]]:  # fmt: skip
+        """What lies behind each translation of :meth:`run`, per line and hypothesis, computed again by teacher
+        forcing: its ``tokens`` and ``source_tokens``, each token's ``probabilities`` (EOS last), the
+        ``alternatives`` most probable tokens at each step (piece, probability) and the ``attention`` of every
+        layer and head (layers x heads x target pieces and EOS x source pieces and EOS), when asked."""

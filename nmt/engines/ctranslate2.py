@@ -9,6 +9,7 @@ each other at every step).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -130,6 +131,26 @@ class CTranslate2Engine(Engine):
             return []
         results = self.translator.score_batch(sources, targets, max_batch_size=max_tokens, batch_type="tokens")
         return [list(r.log_probs) for r in results]
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "network": f"TransformerNet (CTranslate2, {self.settings['quantization']})",
+                "parameters": None, "steps": None, "languages": None, "layers": None, "heads": None,
+                "features": {"attention": False, "alternatives": False, "sampling": False}}  # fmt: skip
+
+    def details(self, prepared: Prepared, results: list[list[Translation]], alternatives: int = 0,
+                attention: bool = False, max_tokens: int = 4096) -> list[list[dict]]:  # fmt: skip
+        if alternatives or attention:
+            why = "a CTranslate2 export gives no alternatives or attention, only each token's probability"
+            raise OptionError("alternatives" if alternatives else "attention", why)
+        tok = self.tokenizer
+        rows = [(i, h) for i, hyps in enumerate(results) for h in hyps]
+        sources = [tok.src_pieces(prepared.src[i][:-1]) for i, _ in rows]
+        scores = self._log_probs(sources, [h.tokens for _, h in rows], max_tokens)
+        out: list[list[dict]] = [[] for _ in results]
+        for (i, h), source, logp in zip(rows, sources, scores):
+            out[i].append({"tokens": h.tokens, "source_tokens": [*source, tok.tgt_pieces([tok.specials.eos])[0]],
+                           "probabilities": [round(math.exp(v), 4) for v in logp]})  # fmt: skip
+        return out
 
     def score(self, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
         prepared = self.prepare(sources)

@@ -16,7 +16,7 @@ from nmt.errors import NmtError
 from nmt.hardware import PRECISIONS, autocast
 from nmt.networks import loading
 from nmt.networks.base import Seq2SeqNet
-from nmt.scoring import token_log_probs
+from nmt.scoring import teacher_forcing, token_log_probs
 
 
 class NmtEngine(Engine):
@@ -91,7 +91,72 @@ class NmtEngine(Engine):
                         ))  # fmt: skip
         return out
 
+    def describe(self) -> dict:
+        net = self.net
+        members = net.members if isinstance(net, Ensemble) else [net]
+        name = " + ".join(type(m).__name__ for m in members)
+        layers = heads = None
+        if net.has_attention:
+            transformer = isinstance(net, Seq2SeqNet) and hasattr(net, "cross_attention")
+            layers, heads = (net.decoder_layers, net.n_heads) if transformer else (1, 1)
+        first = self.checkpoints[0] if self.checkpoints else None
+        return {
+            "engine": self.name,
+            "network": name if len(members) == 1 else f"ensemble of {name}",
+            "parameters": sum(p.numel() for p in {id(p): p for p in net.parameters()}.values()),
+            "steps": first.step if first else None,
+            "languages": first.languages if first else None,
+            "layers": layers,
+            "heads": heads,
+            "features": {"attention": net.has_attention, "alternatives": True, "sampling": True},
+        }
+
+    def details(self, prepared: Prepared, results: list[list[Translation]], alternatives: int = 0,
+                attention: bool = False, max_tokens: int = 4096) -> list[list[dict]]:  # fmt: skip
+        net, tok = self.net, self.tokenizer
+        rows = [(i, h) for i, hyps in enumerate(results) for h in hyps]
+        src = [prepared.src[i] for i, _ in rows]
+        tgt = [[net.bos_id, *(tok.tgt_id(p) for p in h.tokens), net.eos_id] for _, h in rows]
+        found: list[dict] = [{} for _ in rows]
+        with self._precision():
+            for batch in teacher_forcing(net, src, tgt, max_tokens):
+                probabilities = batch.log_probs.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1).exp()
+                shown = batch.log_probs.clone()
+                shown[..., [net.pad_id, net.bos_id]] = float("-inf")  # the search never picks them
+                top = shown.topk(alternatives, dim=-1) if alternatives else None
+                maps = self._attention_maps(batch, src, tgt) if attention and net.has_attention else None
+                for j, r in enumerate(batch.rows):
+                    n, s = len(tgt[r]) - 1, len(src[r])
+                    record = {"tokens": rows[r][1].tokens, "source_tokens": tok.src_pieces(src[r]),
+                              "probabilities": _rounded(probabilities[j, :n])}  # fmt: skip
+                    if top is not None:
+                        pieces = [tok.tgt_pieces(ids) for ids in top.indices[j, :n].tolist()]
+                        record["alternatives"] = [[[p, round(v, 4)] for p, v in zip(step, values)] for step, values in
+                                                  zip(pieces, top.values[j, :n].exp().tolist())]  # fmt: skip
+                    if maps is not None:
+                        record["attention"] = _rounded(maps[j, :, :, :n, :s])
+                    found[r] = record
+        out: list[list[dict]] = [[] for _ in results]
+        for (i, _), record in zip(rows, found):
+            out[i].append(record)
+        return out
+
+    def _attention_maps(self, batch, src: list[list[int]], tgt: list[list[int]]) -> torch.Tensor:
+        """(b, layers, heads, T, S): every layer and head of a Transformer; else the one attention there is."""
+        net = self.net
+        if hasattr(net, "cross_attention"):
+            s = pad([src[r] for r in batch.rows], net.pad_id).to(net.device)
+            t = pad([tgt[r][:-1] for r in batch.rows], net.pad_id).to(net.device)
+            with torch.inference_mode():
+                return net.cross_attention(s, s != net.pad_id, t).float()
+        return batch.attention[:, None, None]
+
     def score(self, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
         tok = self.tokenizer
         with self._precision():
             return token_log_probs(self.net, tok.encode_src(sources), tok.encode_tgt(targets), max_tokens)
+
+
+def _rounded(values: torch.Tensor) -> list:
+    """Nested lists of 4-decimal floats: what a page needs, a quarter of the bytes."""
+    return torch.round(values.double().cpu(), decimals=4).tolist()

@@ -59,6 +59,7 @@ class Seq2SeqNet(nn.Module, abc.ABC):
 
     max_source_positions = 1024  # longest source the network accepts; longer ones are truncated
     max_target_positions = 1 << 30  # longest output it can produce (a Transformer's position table)
+    has_attention = True  # decode_step reports attention over the source (the GRU's bottleneck has none)
 
     def __init__(
         self,

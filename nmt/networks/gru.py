@@ -37,6 +37,8 @@ class GRUNet(RecurrentNet):
         **kwargs: see :class:`~nmt.networks.recurrent.RecurrentNet`.
     """
 
+    has_attention = False
+
     def __init__(self, bidirectional: bool = False, **kwargs):
         super().__init__(bidirectional=bidirectional, **kwargs)
         self.decoder = self.make_decoder(self.emb_size + self.hidden_size)

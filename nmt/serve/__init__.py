@@ -1,0 +1,2 @@
+"""``nmt serve``: requests (:mod:`~nmt.serve.requests`), batches (:mod:`~nmt.serve.batcher`), the HTTP application
+and the page (:mod:`~nmt.serve.app`)."""
