@@ -122,13 +122,21 @@ def test_a_bad_line_deep_in_a_large_corpus_is_named(tmp_path):
         dm.prepare_data()
 
 
-def test_kill_9_during_preparation_leaves_no_store_and_a_rerun_succeeds(tmp_path):
+def children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(c) for c in f.read().split()]
+    return found
+
+
+def test_kill_9_during_preparation_leaves_no_store_no_workers_and_a_rerun_succeeds(tmp_path):
     subprocess.run([sys.executable, "scripts/make_corpus.py", str(tmp_path / "d"), "--pairs", "150000"], cwd=REPO,
                    check=True, capture_output=True)  # fmt: skip
     code = (
         "from nmt.data.datamodule import TranslationDataModule as D; "
         f"D(data_dir='{tmp_path / 'd'}', src_lang='src', tgt_lang='tgt', vocab_size=2000, "
-        f"cache_dir='{tmp_path / 'c'}').prepare_data()"
+        f"cache_dir='{tmp_path / 'c'}', prepare_workers=2).prepare_data()"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     stores, start = tmp_path / "c" / "stores", time.time()
@@ -136,8 +144,13 @@ def test_kill_9_during_preparation_leaves_no_store_and_a_rerun_succeeds(tmp_path
         assert proc.poll() is None, "preparation ended before it could be killed"
         time.sleep(0.05)
     time.sleep(0.5)  # in the middle of writing
+    helpers = children(proc.pid)  # the encoding workers and multiprocessing's resource tracker
     proc.kill()  # SIGKILL
     proc.wait()
+    start = time.time()
+    while [p for p in helpers if os.path.exists(f"/proc/{p}")] and time.time() - start < 10:
+        time.sleep(0.1)
+    assert helpers and not [p for p in helpers if os.path.exists(f"/proc/{p}")], "workers outlived a killed run"
     assert list(stores.glob(".train-*.tmp")) and not [p for p in stores.iterdir() if not p.name.startswith(".")]
     dm = TranslationDataModule(data_dir=str(tmp_path / "d"), src_lang="src", tgt_lang="tgt", vocab_size=2000,
                                cache_dir=str(tmp_path / "c"))  # fmt: skip

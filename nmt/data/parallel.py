@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -17,8 +19,8 @@ def ordered_map(fn, items: Iterator, workers: int, initializer=None, initargs=()
             initializer(*initargs)
         yield from map(fn, items)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=initializer,
-                             initargs=initargs) as pool:  # fmt: skip
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(os.getpid(), initializer, initargs)) as pool:  # fmt: skip
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -26,6 +28,20 @@ def ordered_map(fn, items: Iterator, workers: int, initializer=None, initargs=()
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _start_worker(parent: int, initializer, initargs) -> None:
+    """A worker ends itself when its parent is gone (killed with SIGKILL, say): the pool's queues
+    never close then, so without this the workers would wait for work forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="nmt-parent-watch").start()
+    if initializer:
+        initializer(*initargs)
 
 
 def default_workers() -> int:
