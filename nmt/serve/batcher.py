@@ -123,7 +123,11 @@ class Batcher:
             if not any(r.todo for r in self.waiting):
                 self.arrived.clear()
                 await self.arrived.wait()
-                await asyncio.sleep(self.wait_s)  # let requests arriving together join
+            # Before every batch, let requests arriving together join: after a batch, the clients just answered
+            # send their next request within this pause (without it, the next batch holds only the stragglers).
+            await asyncio.sleep(self.wait_s)
+            self.waiting = [r for r in self.waiting if not r.future.done()]
+            if self.stopping or not any(r.todo for r in self.waiting):
                 continue
             first, taken = self._next_batch()
             self.waiting.remove(first)  # the next batch starts from another request's model and options
