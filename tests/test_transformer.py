@@ -48,6 +48,25 @@ def test_cached_decode_step_equals_teacher_forcing(pre_norm):
     assert state.caches[0][0].shape[2] == batch.tgt_in.size(1)
 
 
+@pytest.mark.parametrize("pre_norm", [True, False])
+@torch.no_grad()
+def test_one_teacher_forced_pass_gives_what_the_search_computes_step_by_step(pre_norm):
+    model = tiny(decoder_layers=3, pre_norm=pre_norm)
+    batch = Batch.collate(PAIRS)
+    log_probs, maps = model.teacher_forced(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V), (B, L, H, T, S)
+    assert maps.shape == (2, 3, 2, batch.tgt_in.size(1), batch.src.size(1))
+    for layer in range(3):
+        for head in (0, 1, None):
+            model.select_attention(layer, head)
+            state = model.encode(batch.src, batch.src_mask)
+            for t in range(batch.tgt_in.size(1)):
+                step, state, attn = model.decode_step(batch.tgt_in[:, t], state)
+                assert torch.allclose(step, log_probs[:, t], atol=1e-5)
+                expected = maps[:, layer, :, t].mean(1) if head is None else maps[:, layer, head, t]
+                assert torch.allclose(attn, expected, atol=1e-5)
+    assert not torch.allclose(maps[:, 0], maps[:, 2], atol=1e-3)  # the layers differ
+
+
 @torch.no_grad()
 def test_reorder_selects_rows_and_reorders_the_cache_lazily():
     model = tiny()

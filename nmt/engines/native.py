@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from nmt import search
-from nmt.data.batching import pad
+from nmt.data.batching import TokenBudgetBatchSampler, pad
 from nmt.data.tokenizer import Tokenizer
 from nmt.engines.base import DecodeOptions, Engine, Prepared, Translation
 from nmt.ensemble import Ensemble
@@ -17,6 +18,8 @@ from nmt.hardware import PRECISIONS, autocast
 from nmt.networks import loading
 from nmt.networks.base import Seq2SeqNet
 from nmt.scoring import teacher_forcing, token_log_probs
+
+Forced = tuple[list[int], torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # rows, labels, log-probs, attention
 
 
 class NmtEngine(Engine):
@@ -97,7 +100,7 @@ class NmtEngine(Engine):
         name = " + ".join(type(m).__name__ for m in members)
         layers = heads = None
         if net.has_attention:
-            transformer = isinstance(net, Seq2SeqNet) and hasattr(net, "cross_attention")
+            transformer = isinstance(net, Seq2SeqNet) and hasattr(net, "teacher_forced")
             layers, heads = (net.decoder_layers, net.n_heads) if transformer else (1, 1)
         first = self.checkpoints[0] if self.checkpoints else None
         return {
@@ -119,13 +122,12 @@ class NmtEngine(Engine):
         tgt = [[net.bos_id, *(tok.tgt_id(p) for p in h.tokens), net.eos_id] for _, h in rows]
         found: list[dict] = [{} for _ in rows]
         with self._precision():
-            for batch in teacher_forcing(net, src, tgt, max_tokens):
-                probabilities = batch.log_probs.gather(-1, batch.labels.unsqueeze(-1)).squeeze(-1).exp()
-                shown = batch.log_probs.clone()
+            for batch_rows, labels, log_probs, maps in self._forced(src, tgt, max_tokens, attention):
+                probabilities = log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).exp()
+                shown = log_probs.clone()
                 shown[..., [net.pad_id, net.bos_id]] = float("-inf")  # the search never picks them
                 top = shown.topk(alternatives, dim=-1) if alternatives else None
-                maps = self._attention_maps(batch, src, tgt) if attention and net.has_attention else None
-                for j, r in enumerate(batch.rows):
+                for j, r in enumerate(batch_rows):
                     n, s = len(tgt[r]) - 1, len(src[r])
                     record = {"tokens": rows[r][1].tokens, "source_tokens": tok.src_pieces(src[r]),
                               "probabilities": _rounded(probabilities[j, :n])}  # fmt: skip
@@ -141,15 +143,22 @@ class NmtEngine(Engine):
             out[i].append(record)
         return out
 
-    def _attention_maps(self, batch, src: list[list[int]], tgt: list[list[int]]) -> torch.Tensor:
-        """(b, layers, heads, T, S): every layer and head of a Transformer; else the one attention there is."""
+    def _forced(self, src: list[list[int]], tgt: list[list[int]], max_tokens: int, attention: bool) -> Iterator[Forced]:
+        """Teacher forcing for :meth:`details`, batched by length: rows, labels (b, T), log-probabilities
+        (b, T, V) and, when asked, attention (b, layers, heads, T, S). A Transformer does it in one parallel pass
+        with every layer and head; other networks and ensembles step by step, as the search does."""
         net = self.net
-        if hasattr(net, "cross_attention"):
-            s = pad([src[r] for r in batch.rows], net.pad_id).to(net.device)
-            t = pad([tgt[r][:-1] for r in batch.rows], net.pad_id).to(net.device)
+        if not hasattr(net, "teacher_forced"):
+            for batch in teacher_forcing(net, src, tgt, max_tokens):
+                maps = batch.attention[:, None, None] if attention and batch.attention is not None else None
+                yield batch.rows, batch.labels, batch.log_probs, maps
+            return
+        for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
+            s = pad([src[i] for i in rows], net.pad_id).to(net.device)
+            t = pad([tgt[i] for i in rows], net.pad_id).to(net.device)
             with torch.inference_mode():
-                return net.cross_attention(s, s != net.pad_id, t).float()
-        return batch.attention[:, None, None]
+                log_probs, maps = net.teacher_forced(s, s != net.pad_id, t[:, :-1])
+            yield rows, t[:, 1:], log_probs, maps.float() if attention else None
 
     def score(self, sources: list[str], targets: list[str], max_tokens: int = 4096) -> list[list[float]]:
         tok = self.tokenizer

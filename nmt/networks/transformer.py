@@ -145,13 +145,18 @@ class TransformerNet(Seq2SeqNet):
         attention = weights[:, :, 0].mean(1) if head is None else weights[:, head, 0]  # (R, S)
         return log_probs, new_state, attention
 
-    def cross_attention(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Every decoder layer's cross-attention, every head, teacher forced on ``tgt_in`` (B, T):
-        (B, layers, heads, T, S). For looking inside a translation (``nmt serve``'s page)."""
+    def teacher_forced(self, src: torch.Tensor, src_mask: torch.Tensor,
+                       tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The log-probabilities of every step (B, T, V) and every decoder layer's cross-attention, every head
+        (B, layers, heads, T, S), teacher forced on ``tgt_in`` (B, T) in one parallel pass: what ``nmt serve``'s
+        page shows (equal to the search's step by step computation up to float rounding)."""
         memory = self.encoder(self.src_embed(src), src_mask)
-        cross_kv, x = self.decoder.cross_kv(memory), self.tgt_embed(tgt_in)
-        layers = [self.decoder(x, cross_kv, src_mask, weights_layer=i)[2] for i in range(self.decoder_layers)]
-        return torch.stack(layers, 1)
+        x, maps = self.tgt_embed(tgt_in), []
+        for layer, kv in zip(self.decoder.layers, self.decoder.cross_kv(memory)):
+            x, _, weights = layer(x, kv, src_mask, need_weights=True)
+            maps.append(weights)
+        log_probs = F.log_softmax(self.output(self.decoder.norm(x)).float(), dim=-1)
+        return log_probs, torch.stack(maps, 1)
 
     def select_attention(self, layer: int | None = None, head: int | None = None) -> None:
         """Which cross-attention ``decode_step`` reports (plots, alignments): a layer, and a head or the mean."""
