@@ -248,6 +248,33 @@ def test_an_exported_model_translates_in_transformers_as_in_nmt_and_imports_back
         assert again.stdout == first.stdout and again.returncode == 0, again.stderr[-2000:]
 
 
+def test_an_export_stops_where_the_position_table_ends_as_nmt_does(trained, tmp_path):
+    """A model whose length rule reaches past its position table (1.5 x 16 + 10 > 16) stops where nmt stops."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from nmt.engines.native import NmtEngine
+    from nmt.hf.exporting import export_huggingface
+    from nmt.networks import loading
+
+    tok = loading.load(trained["post"]).tokenizer
+    config = loading.load(trained["post"]).net.config
+    torch.manual_seed(0)  # untrained: it never chooses the end, so each output runs to its limit
+    net = loading.build({**config, "init_args": {**config["init_args"], "max_positions": 16, "max_len_a": 1.5,
+                                                  "max_len_b": 10, "dropout": 0.0}}).eval()  # fmt: skip
+    export_huggingface(net, tok, tmp_path / "hf")
+    model, their_tok = (
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "hf").eval(),
+        AutoTokenizer.from_pretrained(tmp_path / "hf"),
+    )
+    lines = ["Anna saw two dogs.", "Four people."]  # 5-15 pieces: under the table, over its limit
+    theirs = model.generate(**their_tok(lines, return_tensors="pt", padding=True))
+    ours = NmtEngine(net, tok).translate(lines, DecodeOptions())
+    assert theirs.size(1) <= 17  # the decoder's start, at most 15 tokens, the end: 16 positions
+    assert their_tok.batch_decode(theirs, skip_special_tokens=True) == [hyps[0].text for hyps in ours]
+    assert max(len(hyps[0].tokens) for hyps in ours) == 15
+    assert all(5 <= len(ids) <= 16 for ids in tok.encode_src(lines))
+
+
 def test_what_no_hugging_face_class_computes_is_refused(tiny_runs, tmp_path):
     from nmt.hf.exporting import hf_class
     from nmt.networks import GRUNet, TransformerNet

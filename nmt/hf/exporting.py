@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
 from nmt.files import atomic_folder
 from nmt.hf.layout import to_hf
 from nmt.networks.base import Seq2SeqNet
 from nmt.networks.transformer import TransformerNet
+from nmt.search import length_limits
 
 HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "swish": "swish"}  # nmt's name -> Hugging Face's
 
@@ -71,10 +74,11 @@ def _config(net: TransformerNet, kind: str):
 
 
 def max_length(net: TransformerNet) -> int:
-    """Hugging Face's limit for nmt's ``a * source length + b`` tokens: exact when a is 0 (b tokens, then the end
-    forced, after the decoder's start token); else the longest output nmt allows for any source."""
-    a, b = net.max_len_a, net.max_len_b
-    return int(a * net.max_source_positions + b) + 2
+    """Hugging Face's limit for nmt's :func:`~nmt.search.length_limits`: exact when a is 0 (b tokens, then the end
+    forced, after the decoder's start token); else the longest output nmt allows for any source. Never past the
+    position table, as nmt's own search."""
+    longest = torch.tensor([net.max_source_positions])
+    return int(length_limits(longest, net.max_len_a, net.max_len_b, net.max_target_positions)) + 2
 
 
 def _vocabularies(tok: Tokenizer) -> tuple[list[str], list[str] | None]:
