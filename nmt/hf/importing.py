@@ -1,6 +1,6 @@
 """A Hugging Face MarianMT folder (an OPUS-MT model) as an nmt Transformer and tokenizer.
 
-The folder is what ``huggingface-cli download Helsinki-NLP/opus-mt-de-en`` writes: ``config.json``,
+The folder is what ``hf download Helsinki-NLP/opus-mt-de-en`` writes: ``config.json``,
 the weights (``model.safetensors`` or ``pytorch_model.bin``, read as tensors only), ``source.spm``,
 ``target.spm``, ``vocab.json`` (and ``target_vocab.json`` with separate vocabularies) and
 ``tokenizer_config.json``. A hub name is downloaded first (``huggingface_hub``, with ``nmt[hf]``).
