@@ -163,6 +163,8 @@ def open_export(folder: str | Path) -> ExportFolder:
     """Check an export folder against its ``nmt.json`` (every file there, whole, and the tokenizer the export
     was written with) and read it; one sentence naming what is wrong otherwise."""
     folder = Path(folder)
+    if not folder.exists():
+        raise NmtError(f"--ckpt {folder}: no such folder; write one with nmt export --ckpt CKPT --out {folder}.")
     if not folder.is_dir():
         raise NmtError(f"--engine ctranslate2 takes the folder written by nmt export as --ckpt, not {folder}.")
     if not (folder / "nmt.json").is_file():

@@ -133,7 +133,9 @@ def test_an_export_interrupted_while_writing_leaves_the_earlier_one(tiny_runs, t
      ("rm config.json", "lacks config.json"),
      ("other target.spm", "target.spm belongs to another model"),
      ("garble nmt.json", "nmt.json is damaged"),
-     ("rm nmt.json", "is not an export of nmt (no nmt.json)")],
+     ("rm nmt.json", "is not an export of nmt (no nmt.json)"),
+     ("rm folder", "no such folder; write one with nmt export --ckpt CKPT --out"),
+     ("file folder", "takes the folder written by nmt export as --ckpt")],
 )  # fmt: skip
 def test_a_damaged_or_mixed_up_export_is_named(exported, tiny_runs, tmp_path, damage, message):
     import shutil
@@ -141,8 +143,12 @@ def test_a_damaged_or_mixed_up_export_is_named(exported, tiny_runs, tmp_path, da
     folder = tmp_path / "copy"
     shutil.copytree(exported, folder)
     verb, name = damage.split()
-    path = folder / name
-    if verb == "rm":
+    path = folder if name == "folder" else folder / name
+    if name == "folder":  # the folder itself missing, or a file in its place
+        shutil.rmtree(folder)
+        if verb == "file":
+            folder.write_text("not an export\n")
+    elif verb == "rm":
         path.unlink()
     elif verb == "cut":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
