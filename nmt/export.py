@@ -28,7 +28,7 @@ import numpy as np
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
 from nmt.files import atomic_folder
-from nmt.networks.base import Seq2SeqNet
+from nmt.networks.base import Seq2SeqNet, count_parameters
 from nmt.networks.transformer import TransformerNet
 
 CT2_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "swish": "SWISH"}  # nmt's name -> CTranslate2's
@@ -118,7 +118,7 @@ def _record(path: Path, checksum: bool) -> dict:
     return record
 
 
-def _write(spec, net: Seq2SeqNet, tok: Tokenizer, folder: Path, quantization: str | None) -> None:
+def _write(spec, net: Seq2SeqNet, tok: Tokenizer, folder: Path, quantization: str | None, origin: dict) -> None:
     spec.validate()
     spec.optimize(quantization=quantization)
     spec.save(str(folder))
@@ -126,16 +126,19 @@ def _write(spec, net: Seq2SeqNet, tok: Tokenizer, folder: Path, quantization: st
     (folder / "target.spm").write_bytes(tok.tgt_model)
     settings = {"max_len_a": net.max_len_a, "max_len_b": net.max_len_b, "length_penalty": net.length_penalty,
                 "max_positions": net.max_source_positions, "quantization": quantization or "float32",
-                "files": {p.name: _record(p, p.name != "model.bin") for p in sorted(folder.iterdir())}}  # fmt: skip
+                "files": {p.name: _record(p, p.name != "model.bin") for p in sorted(folder.iterdir())},
+                "model": {"network": type(net).__name__, "parameters": count_parameters(net), **origin}}  # fmt: skip
     if tok.vocab is not None:
         stored = tok.to_dict()
         settings["vocabulary"] = {k: stored[k] for k in ("joint", "vocab", "target_vocab", "decoder_start")}
     (folder / "nmt.json").write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
 
-def export_ctranslate2(net: Seq2SeqNet, tok: Tokenizer, out: Path, quantization: str | None = None) -> Path:
+def export_ctranslate2(net: Seq2SeqNet, tok: Tokenizer, out: Path, quantization: str | None = None,
+                       steps: int | None = None, languages: list[str] | None = None) -> Path:  # fmt: skip
     """Write ``net`` as a CTranslate2 model folder (with the tokenizer and search defaults) into ``out``,
-    replacing what is there only once the new folder is complete (see :func:`check_destination` first)."""
+    replacing what is there only once the new folder is complete (see :func:`check_destination` first).
+    ``steps`` and ``languages`` (the checkpoint's) are recorded for ``nmt serve``'s model list."""
     try:
         import ctranslate2  # noqa: F401  (the specs below need it)
     except ImportError:
@@ -146,7 +149,8 @@ def export_ctranslate2(net: Seq2SeqNet, tok: Tokenizer, out: Path, quantization:
             "(recurrent networks translate with nmt translate)."
         )
     spec = transformer_spec(net, tok)
-    atomic_folder(Path(out), lambda folder: _write(spec, net, tok, folder, quantization), replace=True)
+    origin = {"steps": steps, "languages": languages}
+    atomic_folder(Path(out), lambda folder: _write(spec, net, tok, folder, quantization, origin), replace=True)
     return Path(out)
 
 

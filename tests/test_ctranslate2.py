@@ -115,7 +115,7 @@ def test_an_export_interrupted_while_writing_leaves_the_earlier_one(tiny_runs, t
     export.export_ctranslate2(engine.net, engine.tokenizer, out)
     before = (out / "model.bin").read_bytes()
 
-    def dies(spec, net, tok, folder, quantization):
+    def dies(spec, net, tok, folder, *settings):
         (folder / "model.bin").write_bytes(b"half")
         raise KeyboardInterrupt
 
@@ -180,3 +180,41 @@ def test_both_engines_give_the_same_scores_and_the_same_rendering_of_unknown_tex
         assert abs(ours["score"] - theirs["score"]) < 1e-4  # nmt's own log-probabilities, not CTranslate2's
         assert all(abs(a - b) < 1e-4 for a, b in zip(ours["token_scores"], theirs["token_scores"]))
     assert outputs["nmt"][0]["text"].startswith("Am") and "⁇" in outputs["nmt"][0]["text"]  # the unknown shows
+
+
+def test_an_export_is_served_beside_its_checkpoint(tiny_runs, exported):
+    from nmt.checkpoint import Checkpoint
+    from tests.conftest import http_call, start_server
+
+    ckpt = checkpoint(tiny_runs["transformer"])
+    server, port = start_server(None, f"--model=nmt={ckpt}", f"--model=ct2={exported}")
+    try:
+        status, answer = http_call(port, "/models")
+        assert status == 200
+        ours, theirs = answer["models"]
+        # The export remembers what it was exported from.
+        assert theirs["network"] == "TransformerNet (CTranslate2, float32)" and theirs["engine"] == "ctranslate2"
+        assert theirs["steps"] == Checkpoint.read(ckpt).step == ours["steps"] > 0
+        assert theirs["parameters"] == ours["parameters"] and theirs["languages"] == ours["languages"] == ["en", "de"]
+        assert theirs["features"] == {"attention": False, "alternatives": False, "sampling": False}
+        lines = ["Anna saw two dogs.", "Peter was born on May 1, 1990."]
+        answers = {}
+        for model in ("nmt", "ct2"):
+            body = {"text": lines, "model": model, "beam": 3, "probabilities": True}
+            status, answers[model] = http_call(port, "/translate", json.dumps(body).encode())
+            assert status == 200, answers[model]
+        assert answers["ct2"]["translations"] == answers["nmt"]["translations"]
+        for mine, its in zip(answers["nmt"]["details"], answers["ct2"]["details"]):
+            assert its[0]["tokens"] == mine[0]["tokens"]
+            assert its[0]["probabilities"] == pytest.approx(mine[0]["probabilities"], abs=1e-3)
+        # What an export cannot show is a 422 naming it; the server goes on.
+        status, refused = http_call(port, "/translate", json.dumps({"text": lines, "model": "ct2",
+                                                                      "attention": True}).encode())  # fmt: skip
+        assert (
+            status == 422
+            and refused["error"] == "'attention': model 'ct2' (TransformerNet (CTranslate2, float32)) has none to show"
+        )
+        assert http_call(port, "/translate", json.dumps({"text": lines, "model": "ct2"}).encode())[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -39,5 +39,6 @@ def main(argv: list[str] | None = None) -> None:
         kind = export_huggingface(model.net, model.tokenizer, args.out, str(args.ckpt))
         print(f"exported {args.ckpt} to {args.out} ({'MarianMT' if kind == 'marian' else 'M2M100'})")
         return
-    out = export_ctranslate2(model.net, model.tokenizer, args.out, args.quantization)
+    out = export_ctranslate2(model.net, model.tokenizer, args.out, args.quantization, model.checkpoint.step,
+                             model.checkpoint.languages)  # fmt: skip
     print(f"exported {args.ckpt} to {out} ({args.quantization or 'float32'})")

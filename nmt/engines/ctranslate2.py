@@ -133,8 +133,11 @@ class CTranslate2Engine(Engine):
         return [list(r.log_probs) for r in results]
 
     def describe(self) -> dict:
-        return {"engine": self.name, "network": f"TransformerNet (CTranslate2, {self.settings['quantization']})",
-                "parameters": None, "steps": None, "languages": None, "layers": None, "heads": None,
+        model = self.settings.get("model", {})  # what the export recorded of its checkpoint (older exports: nothing)
+        network = model.get("network", "TransformerNet")
+        return {"engine": self.name, "network": f"{network} (CTranslate2, {self.settings['quantization']})",
+                "parameters": model.get("parameters"), "steps": model.get("steps"),
+                "languages": model.get("languages"), "layers": None, "heads": None,
                 "features": {"attention": False, "alternatives": False, "sampling": False}}  # fmt: skip
 
     def details(self, prepared: Prepared, results: list[list[Translation]], alternatives: int = 0,

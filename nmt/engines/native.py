@@ -16,7 +16,7 @@ from nmt.ensemble import Ensemble
 from nmt.errors import NmtError
 from nmt.hardware import PRECISIONS, autocast
 from nmt.networks import loading
-from nmt.networks.base import Seq2SeqNet
+from nmt.networks.base import Seq2SeqNet, count_parameters
 from nmt.scoring import teacher_forcing, token_log_probs
 
 Forced = tuple[list[int], torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # rows, labels, log-probs, attention
@@ -106,7 +106,7 @@ class NmtEngine(Engine):
         return {
             "engine": self.name,
             "network": name if len(members) == 1 else f"ensemble of {name}",
-            "parameters": sum(p.numel() for p in {id(p): p for p in net.parameters()}.values()),
+            "parameters": count_parameters(net),
             "steps": first.step if first else None,
             "languages": first.languages if first else None,
             "layers": layers,

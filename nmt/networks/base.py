@@ -40,6 +40,11 @@ def constructor_arguments(obj: object) -> dict:
     return arguments
 
 
+def count_parameters(module: nn.Module) -> int:
+    """The number of weights, each shared (tied) tensor once."""
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
 class Seq2SeqNet(nn.Module, abc.ABC):
     """Encoder-decoder network with the search interface.
 
