@@ -125,9 +125,12 @@ class Batcher:
                 await self.arrived.wait()
             # Before every batch, let requests arriving together join: after a batch, the clients just answered
             # send their next request within this pause (without it, the next batch holds only the stragglers).
+            # The pause is part of the batch: /health shows the server busy while work waits.
+            self.busy_since = time.monotonic()
             await asyncio.sleep(self.wait_s)
             self.waiting = [r for r in self.waiting if not r.future.done()]
             if self.stopping or not any(r.todo for r in self.waiting):
+                self.busy_since = None
                 continue
             first, taken = self._next_batch()
             self.waiting.remove(first)  # the next batch starts from another request's model and options
@@ -152,7 +155,6 @@ class Batcher:
                 failure = err
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(failure))
 
-        self.busy_since = time.monotonic()
         threading.Thread(target=work_in_thread, daemon=True, name="nmt-decode").start()
         try:
             results, details = await done
