@@ -26,14 +26,20 @@ class ForcedBatch:
     attention: torch.Tensor | None
 
 
+def pairs_by_length(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
+                    max_tokens: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """``src`` ids (ending with EOS) and ``tgt`` ids (BOS ... EOS) in batches by length within ``max_tokens``:
+    rows, padded sources (b, S) and padded targets (b, T) on the network's device."""
+    for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
+        s = pad([src[i] for i in rows], net.pad_id).to(net.device)
+        yield rows, s, pad([tgt[i] for i in rows], net.pad_id).to(net.device)
+
+
 @torch.inference_mode()
 def teacher_forcing(net: Seq2SeqNet, src: list[list[int]], tgt: list[list[int]],
                     max_tokens: int = 4096) -> Iterator[ForcedBatch]:  # fmt: skip
     """``src`` ids (ending with EOS) and ``tgt`` ids (BOS ... EOS), batched by length."""
-    device = net.device
-    for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
-        s = pad([src[i] for i in rows], net.pad_id).to(device)
-        t = pad([tgt[i] for i in rows], net.pad_id).to(device)
+    for rows, s, t in pairs_by_length(net, src, tgt, max_tokens):
         state = net.encode(s, s != net.pad_id, attention=True)
         log_probs, attention = [], []
         for step in range(t.size(1) - 1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from nmt import search
-from nmt.data.batching import TokenBudgetBatchSampler, pad
+from nmt.data.batching import pad
 from nmt.data.tokenizer import Tokenizer
 from nmt.engines.base import DecodeOptions, Engine, Prepared, Translation
 from nmt.ensemble import Ensemble
@@ -17,7 +17,7 @@ from nmt.errors import NmtError
 from nmt.hardware import PRECISIONS, autocast
 from nmt.networks import loading
 from nmt.networks.base import Seq2SeqNet, count_parameters
-from nmt.scoring import teacher_forcing, token_log_probs
+from nmt.scoring import pairs_by_length, teacher_forcing, token_log_probs
 
 Forced = tuple[list[int], torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # rows, labels, log-probs, attention
 
@@ -153,9 +153,7 @@ class NmtEngine(Engine):
                 maps = batch.attention[:, None, None] if attention and batch.attention is not None else None
                 yield batch.rows, batch.labels, batch.log_probs, maps
             return
-        for rows in TokenBudgetBatchSampler([len(s) for s in src], max_tokens, shuffle=False):
-            s = pad([src[i] for i in rows], net.pad_id).to(net.device)
-            t = pad([tgt[i] for i in rows], net.pad_id).to(net.device)
+        for rows, s, t in pairs_by_length(net, src, tgt, max_tokens):
             with torch.inference_mode():
                 log_probs, maps = net.teacher_forced(s, s != net.pad_id, t[:, :-1])
             yield rows, t[:, 1:], log_probs, maps.float() if attention else None
